@@ -1,0 +1,7 @@
+"""`python -m vidmorph` runs the command line."""
+
+from __future__ import annotations
+
+from vidmorph.cli import app
+
+app()

@@ -1,0 +1,56 @@
+"""The Engine protocol every generator implements, and what it is given to run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from vidmorph.media.clip import Clip
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    #: devices the engine can run on, e.g. ("cpu",) or ("cuda",)
+    devices: tuple[str, ...]
+    #: the longest output one call may produce
+    max_seconds: float
+    #: same input, prompt, strength and seed give the same frames
+    deterministic: bool
+
+
+@dataclass(frozen=True)
+class GenerationInput:
+    text_prompt: str
+    #: structure_transformation / 10: 0 keeps the input, 1 departs from it the most
+    strength: float
+    seed: int
+    width: int
+    height: int
+    fps: float
+
+
+class RunHooks(Protocol):
+    """What a running engine reports to, once per frame batch or denoising step.
+
+    `progress(ratio)` takes 0..1 of the engine's own work. `check_cancelled()` raises
+    `vidmorph.errors.TaskCancelled` when the task was cancelled; the engine lets it propagate.
+    """
+
+    def progress(self, ratio: float) -> None: ...
+
+    def check_cancelled(self) -> None: ...
+
+
+class Engine(Protocol):
+    """A generator. `load(device)` runs once per worker process, before any `generate`.
+
+    `generate` returns a clip of the same frame count, size and fps as its input. It must be
+    safe to call from one worker thread at a time; the worker serialises calls per engine.
+    """
+
+    info: EngineInfo
+
+    def load(self, device: str) -> None: ...
+
+    def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip: ...

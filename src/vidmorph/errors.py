@@ -1,0 +1,108 @@
+"""Every typed error Vidmorph raises on purpose, each with its HTTP status and public message.
+
+`api/errors.py` maps these to the contract's envelope `{"error": msg, "code": status, **extra}`;
+workers store `public_message` on a failed task so API callers and webhook receivers read the
+same text. Imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class VidmorphError(Exception):
+    """Internal error."""
+
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        self.public_message = message or (self.__doc__ or "Error").strip()
+        self.extra = extra
+        super().__init__(self.public_message)
+
+
+class BadRequest(VidmorphError):
+    """Bad request."""
+
+    status = 400
+
+
+class InvalidMedia(BadRequest):
+    """The uploaded file is not a readable video."""
+
+
+class Unauthorized(VidmorphError):
+    """Unauthorized"""
+
+    status = 401
+
+
+class AccountSuspended(Unauthorized):
+    """This account has been suspended."""
+
+
+class NotFound(VidmorphError):
+    """Not found."""
+
+    status = 404
+
+
+class Conflict(VidmorphError):
+    """Idempotency-Key was already used with a different request."""
+
+    status = 409
+
+
+class InsufficientCredits(VidmorphError):
+    """You do not have enough credits to run this task."""
+
+    status = 412
+
+
+class PayloadTooLarge(VidmorphError):
+    """The upload is larger than this server accepts."""
+
+    status = 413
+
+
+class UnsupportedMediaType(BadRequest):
+    """Unsupported Content-Type."""
+
+
+class AccountBusy(VidmorphError):
+    """The account is busy."""
+
+    status = 429
+
+    def __init__(self, email: str, max_jobs: int, running_tasks: list[dict[str, Any]]) -> None:
+        # compat(useapi §8): clients read `runningTasks[email]` to see what holds the slots.
+        super().__init__(
+            f"Account {email} is busy executing {max_jobs} tasks",
+            runningTasks={email: running_tasks},
+        )
+
+
+class QueueFull(VidmorphError):
+    """You have too many tasks running or pending. Please wait for some of them to finish before starting more."""  # noqa: E501
+
+    status = 429
+
+
+class RequestTooLarge(VidmorphError):
+    """This request needs more memory or time than this worker has."""
+
+    status = 400
+
+
+class TaskCancelled(Exception):
+    """Raised inside a running engine by `RunHooks.check_cancelled()`; never reaches HTTP."""
+
+
+class TaskFailed(VidmorphError):
+    """The task failed."""
+
+    status = 500
+
+    def __init__(self, message: str, reason: str = "INTERNAL.BAD_OUTPUT.CODE01") -> None:
+        super().__init__(message)
+        self.reason = reason
