@@ -1,0 +1,44 @@
+"""create_app(services): routers under /v1/runwayml, error mapping, start/stop of workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from vidmorph import __version__
+from vidmorph.api import errors
+from vidmorph.api.routes import accounts, assets, features, gen3, tasks
+from vidmorph.container import Services
+from vidmorph.service.accounts import Authenticator
+
+PREFIX = "/v1/runwayml"
+
+
+def create_app(services: Services, *, manage: bool = True) -> FastAPI:
+    """The ASGI app. With `manage`, its lifespan starts and closes the worker threads."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage:
+            services.start()
+        try:
+            yield
+        finally:
+            if manage:
+                services.close()
+
+    app = FastAPI(title="Vidmorph", version=__version__, lifespan=lifespan)
+    app.state.ctx = services.ctx
+    app.state.auth = Authenticator(services.ctx)
+    errors.install(app)
+    for module in (accounts, assets, features, gen3, tasks):
+        app.include_router(module.router, prefix=PREFIX)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    return app

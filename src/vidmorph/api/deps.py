@@ -1,0 +1,57 @@
+"""FastAPI dependencies: the application context and the authenticated user."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Header, Request
+from pydantic import BaseModel, ValidationError
+
+from vidmorph import errors
+from vidmorph.api.errors import describe_errors
+from vidmorph.domain.models import User
+from vidmorph.service.accounts import Authenticator
+from vidmorph.service.context import AppContext
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def get_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> User:
+    auth: Authenticator = request.app.state.auth
+    return auth.authenticate(authorization)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+CtxDep = Annotated[AppContext, Depends(get_ctx)]
+UserDep = Annotated[User, Depends(get_user)]
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    """A JSON or form body as a dict; form values stay strings for pydantic to coerce."""
+    # compat(useapi §1): every create endpoint takes JSON or multipart/form-data.
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await request.form()
+        return {k: v for k, v in form.items() if isinstance(v, str) and v != ""}
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise errors.BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise errors.BadRequest("The request body must be a JSON object.")
+    return data
+
+
+def parse(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise errors.BadRequest(describe_errors(exc.errors())) from None

@@ -1,0 +1,51 @@
+"""The only mapping from exceptions to the contract's envelope `{"error": ..., "code": N}`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vidmorph import errors
+
+log = logging.getLogger(__name__)
+
+_STATUS_TEXT = {404: "Not found.", 405: "Method not allowed.", 401: "Unauthorized"}
+
+
+def envelope(status: int, message: str, **extra: object) -> JSONResponse:
+    headers = {"Retry-After": "10"} if status == 429 else None
+    return JSONResponse({"error": message, **extra, "code": status}, status, headers=headers)
+
+
+def describe_errors(errs: Sequence[Any]) -> str:
+    """pydantic's error list as one readable line: `seconds: Input should be ...; ...`."""
+    parts = []
+    for err in errs:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return "; ".join(parts) or "Invalid request."
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.VidmorphError)
+    async def _typed(_: Request, exc: errors.VidmorphError) -> JSONResponse:
+        return envelope(exc.status, exc.public_message, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return envelope(400, describe_errors(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return envelope(exc.status_code, _STATUS_TEXT.get(exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return envelope(500, "Internal server error.")

@@ -1,0 +1,49 @@
+"""/accounts: the user's capacity pools (maxJobs, plan, credits, default replyUrl)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from vidmorph import errors
+from vidmorph.api.deps import CtxDep, UserDep, parse, read_body
+from vidmorph.api.schemas import AccountIn
+from vidmorph.service import accounts
+from vidmorph.service.views import account_view
+
+router = APIRouter()
+
+
+@router.post("/accounts/{email}")
+async def save_account(email: str, request: Request, ctx: CtxDep, user: UserDep) -> Any:
+    body = parse(AccountIn, await read_body(request))
+    if body.email is not None and body.email != email:
+        raise errors.BadRequest("email in the body must match the email in the path.")
+    account = await run_in_threadpool(accounts.save_account, ctx, user, email, body.model_dump())
+    return account_view(account)
+
+
+@router.get("/accounts")
+@router.get("/accounts/", include_in_schema=False)
+def list_accounts(ctx: CtxDep, user: UserDep) -> Any:
+    found = ctx.accounts.all_of(user.id)
+    if not found:
+        raise errors.NotFound(accounts.NO_CONFIGURATION)
+    return {a.email: account_view(a) for a in found}
+
+
+@router.get("/accounts/{email}")
+def get_account(email: str, ctx: CtxDep, user: UserDep) -> Any:
+    account = ctx.accounts.get(user.id, email)
+    if account is None:
+        raise errors.NotFound(accounts.NO_CONFIGURATION)
+    return account_view(account)
+
+
+@router.delete("/accounts/{email}", status_code=204)
+def delete_account(email: str, ctx: CtxDep, user: UserDep) -> Response:
+    if not ctx.accounts.delete(user.id, email):
+        raise errors.NotFound(accounts.NO_CONFIGURATION)
+    return Response(status_code=204)

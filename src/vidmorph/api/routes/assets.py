@@ -1,0 +1,98 @@
+"""/assets: raw-body upload with a size limit, list, get, delete; and signed file downloads."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from vidmorph import errors
+from vidmorph.api.deps import CtxDep, UserDep
+from vidmorph.service import accounts
+from vidmorph.service import assets as asset_service
+from vidmorph.service.views import asset_view
+
+router = APIRouter()
+
+
+@router.post("/assets/")
+@router.post("/assets", include_in_schema=False)
+async def upload_asset(
+    request: Request,
+    ctx: CtxDep,
+    user: UserDep,
+    name: Annotated[str | None, Query(max_length=1000)] = None,
+    email: str | None = None,
+) -> Any:
+    # compat(useapi §3): duration/width/height query values are "for your records only"; the
+    # probe measures the real ones.
+    content_type = request.headers.get("content-type", "")
+    asset_service.media_type_of(content_type)
+    account = await run_in_threadpool(accounts.resolve_account, ctx, user, email)
+    upload = await _receive(request, ctx.settings.data_dir / "tmp", ctx.settings.max_upload_bytes)
+    asset = await run_in_threadpool(
+        asset_service.ingest, ctx, user, account.email, name or upload.stem, content_type, upload
+    )
+    return await run_in_threadpool(asset_view, ctx, asset)
+
+
+async def _receive(request: Request, tmp_dir: Path, max_bytes: int) -> Path:
+    """Stream the raw body to a temp file; 413 (and no file left) past `max_bytes`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise errors.PayloadTooLarge(f"The upload is larger than {max_bytes} bytes.")
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", delete=False) as out:
+        path, size = Path(out.name), 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise errors.PayloadTooLarge(f"The upload is larger than {max_bytes} bytes.")
+                out.write(chunk)
+        except BaseException:
+            out.close()
+            path.unlink(missing_ok=True)
+            raise
+    return path
+
+
+@router.get("/assets/")
+@router.get("/assets", include_in_schema=False)
+def list_assets(
+    ctx: CtxDep,
+    user: UserDep,
+    offset: Annotated[int, Query(ge=0, le=1000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=50)] = 50,
+    mediaType: Literal["video", "image", "audio"] | None = None,
+    email: str | None = None,
+) -> Any:
+    account = accounts.resolve_account(ctx, user, email)
+    found = ctx.assets.page(user.id, account.email, mediaType, offset, limit)
+    return [asset_view(ctx, a) for a in found]
+
+
+@router.get("/assets/{asset_id}")
+def get_asset(asset_id: str, ctx: CtxDep, user: UserDep) -> Any:
+    return asset_view(ctx, asset_service.get(ctx, user, asset_id))
+
+
+@router.delete("/assets/{asset_id}", status_code=204)
+def delete_asset(asset_id: str, ctx: CtxDep, user: UserDep) -> Response:
+    asset_service.delete(ctx, user, asset_id)
+    return Response(status_code=204)
+
+
+@router.get("/files/{key:path}")
+def download(key: str, ctx: CtxDep, expires: int = 0, sig: str = "") -> Any:
+    """A signed, expiring link to an asset's bytes; no token needed, like a presigned URL."""
+    if not ctx.storage.verify(key, expires, sig):
+        raise errors.NotFound("This link has expired or is not valid.")
+    try:
+        path = ctx.storage.local_path(key)
+    except FileNotFoundError:
+        raise errors.NotFound() from None
+    return FileResponse(path, filename=path.name)

@@ -1,0 +1,38 @@
+"""POST /gen3/video and /gen3turbo/video: create a video-to-video task."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from starlette.concurrency import run_in_threadpool
+
+from vidmorph.api.deps import CtxDep, UserDep, parse, read_body
+from vidmorph.api.schemas import Gen3TurboVideoIn, Gen3VideoIn
+from vidmorph.domain.models import User
+from vidmorph.service import generate
+from vidmorph.service.context import AppContext
+from vidmorph.service.generate import CreateRequest
+from vidmorph.service.views import task_view
+
+router = APIRouter()
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def _create(
+    ctx: AppContext, user: User, req: CreateRequest, task_type: str, key: str | None
+) -> dict[str, Any]:
+    return task_view(ctx, generate.create(ctx, user, req, task_type, key))
+
+
+@router.post("/gen3/video")
+async def gen3_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey = None) -> Any:
+    body = parse(Gen3VideoIn, await read_body(request))
+    return await run_in_threadpool(_create, ctx, user, body.to_request(), "gen3a", key)
+
+
+@router.post("/gen3turbo/video")
+async def gen3turbo_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey = None) -> Any:
+    body = parse(Gen3TurboVideoIn, await read_body(request))
+    req = body.to_request(body.aspect_ratio)
+    return await run_in_threadpool(_create, ctx, user, req, "gen3a_turbo", key)

@@ -1,0 +1,56 @@
+"""/tasks and /scheduler: read, list, cancel and delete tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from vidmorph import errors
+from vidmorph.api.deps import CtxDep, UserDep
+from vidmorph.domain.states import parse_statuses
+from vidmorph.service import tasks
+from vidmorph.service.views import task_view
+
+router = APIRouter()
+
+
+@router.get("/tasks/{task_id}")
+def get_task(task_id: str, ctx: CtxDep, user: UserDep) -> Any:
+    return task_view(ctx, tasks.get(ctx, user, task_id))
+
+
+@router.get("/tasks/")
+@router.get("/tasks", include_in_schema=False)
+def list_tasks(
+    ctx: CtxDep,
+    user: UserDep,
+    offset: Annotated[int, Query(ge=0, le=1000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    statuses: str | None = None,
+    email: str | None = None,
+) -> Any:
+    try:
+        wanted = parse_statuses(statuses or "")
+    except ValueError as exc:
+        raise errors.BadRequest(f"statuses: {exc}") from None
+    found = tasks.page(ctx, user, email, wanted, offset, limit)
+    return [task_view(ctx, t) for t in found]
+
+
+@router.delete("/tasks/{task_id}", status_code=204)
+def delete_task(task_id: str, ctx: CtxDep, user: UserDep) -> Response:
+    tasks.cancel_or_delete(ctx, user, task_id)
+    return Response(status_code=204)
+
+
+@router.get("/scheduler/")
+@router.get("/scheduler", include_in_schema=False)
+def scheduler(ctx: CtxDep, user: UserDep) -> Any:
+    return tasks.scheduler(ctx, user)
+
+
+@router.delete("/scheduler/{task_id}", status_code=204)
+def scheduler_cancel(task_id: str, ctx: CtxDep, user: UserDep) -> Response:
+    tasks.scheduler_cancel(ctx, user, task_id)
+    return Response(status_code=204)

@@ -1,0 +1,60 @@
+"""Settings: the one reader of the environment (prefix VIDMORPH_), built once per process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob Vidmorph has. Tests build `Settings(...)` directly."""
+
+    model_config = SettingsConfigDict(env_prefix="VIDMORPH_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8000, description="Port the HTTP server binds to.")
+    data_dir: Path = Field(Path("./vidmorph-data"), description="Database, files and keys.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+    public_url: str = Field("", description="Base URL clients reach; empty means host:port.")
+    api_token: str = Field("", description="Fixed token for the default user (user:1-...).")
+    engine: str = Field("preview", description="Engine name, or module:factory for a plugin.")
+    engine_device: str = Field("cpu", description="Device the engine loads on.")
+
+    workers: int = Field(1, ge=0, description="In-process worker threads; 0 admits only.")
+    lease_s: float = Field(30.0, gt=0, description="A running task's lease; renewed by a beat.")
+    recover_interval_s: float = Field(2.0, gt=0, description="How often lapsed leases are swept.")
+    max_attempts: int = Field(3, ge=1, description="Runs of one task before it FAILS as INTERNAL.")
+    max_queue_depth: int = Field(200, ge=1, description="PENDING+RUNNING tasks service-wide.")
+
+    max_upload_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Largest asset upload.")
+    max_seconds: int = Field(10, ge=1, le=60, description="Longest output a task may ask for.")
+    url_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Lifetime of signed file URLs.")
+
+    default_email: str = Field("default@vidmorph.local", description="The default account.")
+    default_max_jobs: int = Field(5, ge=1, le=10)
+    default_plan_credits: int = Field(100_000, ge=0)
+    default_plan: str = Field("unlimited", pattern="^(standard|unlimited)$")
+
+    callback_allow_private: bool = Field(False, description="Allow loopback/private replyUrl.")
+    callback_timeout_s: float = Field(10.0, gt=0)
+    callback_progress_interval_s: float = Field(2.0, ge=0, description="Progress throttle.")
+    callback_retry_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles.")
+    callback_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between tries.")
+    callback_expire_s: float = Field(24 * 3600.0, gt=0, description="Give up after this long.")
+
+    moderation_classifier: bool = Field(True, description="Use the offline text classifier.")
+    moderation_suspend_after: int = Field(5, ge=1, description="Moderated tasks that suspend.")
+    moderation_window_s: float = Field(24 * 3600.0, gt=0, description="Window for that count.")
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'vidmorph.db').resolve()}"
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port}"
+        self.public_url = self.public_url.rstrip("/")
+        if self.api_token and not self.api_token.startswith("user:1-"):
+            raise ValueError("VIDMORPH_API_TOKEN must look like user:1-<random>")
+        return self

@@ -1,0 +1,1 @@
+"""Pure domain: ids, task states and records. Standard library only."""

@@ -1,0 +1,1 @@
+"""Scheduling: the Dispatcher protocol and queue-time estimates."""

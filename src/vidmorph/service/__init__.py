@@ -1,0 +1,1 @@
+"""Use cases: the only layer that routes, workers and the CLI call."""

@@ -1,0 +1,151 @@
+"""Users, API tokens and accounts: authentication, the default set-up, account CRUD."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from typing import Any
+
+from vidmorph import errors
+from vidmorph.callbacks.guard import validate_reply_url
+from vidmorph.callbacks.signing import new_secret
+from vidmorph.domain.models import Account, User
+from vidmorph.service.context import AppContext
+
+DEFAULT_USER_ID = 1
+#: how long a verified token is trusted without asking the database again
+_AUTH_CACHE_S = 30.0
+
+
+def new_token(user_id: int) -> str:
+    return f"user:{user_id}-{secrets.token_urlsafe(24)}"
+
+
+def parse_token_user(token: str) -> int | None:
+    """The user number in `user:<n>-<random>`, or None when the token is not of that form."""
+    if not token.startswith("user:"):
+        return None
+    number, sep, rest = token[5:].partition("-")
+    if not sep or not rest or not number.isdigit():
+        return None
+    return int(number)
+
+
+class Authenticator:
+    """Bearer token -> User. Verified tokens are cached briefly, keyed by their hash."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._cache: dict[str, tuple[float, User]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> User:
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        user_id = parse_token_user(token)
+        if scheme.lower() != "bearer" or user_id is None:
+            raise errors.Unauthorized()
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        user = self.ctx.users.get(user_id)
+        if user is None or not self.ctx.users.verify_token(user_id, token):
+            raise errors.Unauthorized()
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now + _AUTH_CACHE_S, user)
+        return user
+
+
+def create_token(ctx: AppContext, user_id: int | None = None) -> tuple[User, str]:
+    """A new token for `user_id`, or for a brand-new user (with a default account)."""
+    user = ctx.users.get(user_id) if user_id is not None else None
+    if user is None:
+        user = ctx.users.create(new_secret(), user_id)
+        ensure_default_account(ctx, user.id)
+    token = new_token(user.id)
+    ctx.users.add_token(user.id, token)
+    return user, token
+
+
+def ensure_default_setup(ctx: AppContext) -> tuple[User, str | None]:
+    """User 1 and its default account exist; returns a token when one was just made or fixed."""
+    fixed = ctx.settings.api_token or None
+    user = ctx.users.get(DEFAULT_USER_ID)
+    token: str | None = None
+    if user is None:
+        user = ctx.users.create(new_secret(), DEFAULT_USER_ID)
+        token = fixed or new_token(DEFAULT_USER_ID)
+    elif fixed:
+        token = fixed
+    if token is not None:
+        ctx.users.add_token(DEFAULT_USER_ID, token)
+    ensure_default_account(ctx, DEFAULT_USER_ID)
+    return user, token
+
+
+def ensure_default_account(ctx: AppContext, user_id: int) -> None:
+    s = ctx.settings
+    if ctx.accounts.get(user_id, s.default_email) is None and not ctx.accounts.all_of(user_id):
+        ctx.accounts.upsert(
+            user_id,
+            s.default_email,
+            max_jobs=s.default_max_jobs,
+            plan=s.default_plan,
+            num_plan_credits=s.default_plan_credits,
+        )
+
+
+def resolve_account(ctx: AppContext, user: User, email: str | None) -> Account:
+    """The named account, or the only one when `email` is omitted (useapi §1)."""
+    if email:
+        account = ctx.accounts.get(user.id, email)
+        if account is None:
+            raise errors.NotFound(f"Account {email} not found.")
+        return account
+    accounts = ctx.accounts.all_of(user.id)
+    if not accounts:
+        raise errors.NotFound(NO_CONFIGURATION)
+    if len(accounts) > 1:
+        raise errors.BadRequest("Parameter email is required when several accounts exist.")
+    return accounts[0]
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+NO_CONFIGURATION = "Configuration not found. To create configuration use POST /accounts/email."
+
+
+def save_account(ctx: AppContext, user: User, email: str, body: dict[str, Any]) -> Account:
+    """Create the account (maxJobs required) or update the fields the body gives."""
+    if "@" not in email or len(email) > 320:
+        raise errors.BadRequest("email must be an email address.")
+    if body.get("replyUrl"):
+        validate_reply_url(body["replyUrl"], allow_private=ctx.settings.callback_allow_private)
+    values: dict[str, Any] = {}
+    for wire, column in (
+        ("maxJobs", "max_jobs"),
+        ("numPlanCredits", "num_plan_credits"),
+        ("plan", "plan"),
+        ("replyUrl", "reply_url"),
+    ):
+        if body.get(wire) is not None:
+            values[column] = body[wire]
+    if body.get("password"):
+        values["password_hash"] = hash_password(body["password"])
+    if ctx.accounts.get(user.id, email) is None:
+        if "max_jobs" not in values:
+            raise errors.BadRequest("maxJobs is required (1..10, we recommend 5).")
+        values.setdefault("plan", ctx.settings.default_plan)
+        values.setdefault("num_plan_credits", ctx.settings.default_plan_credits)
+    return ctx.accounts.upsert(user.id, email, **values)

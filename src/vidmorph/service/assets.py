@@ -1,0 +1,128 @@
+"""Assets: ingest an upload (type check, probe, preview, store), list, get and delete."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from vidmorph import errors
+from vidmorph.domain import ids
+from vidmorph.domain.clock import utcnow
+from vidmorph.domain.models import Asset, MediaMeta, User
+from vidmorph.media.decode import read_clip
+from vidmorph.media.encode import write_jpeg
+from vidmorph.media.probe import MediaInfo, probe
+from vidmorph.service.context import AppContext
+
+log = logging.getLogger(__name__)
+
+# compat(useapi §3): the contract's video types; images are accepted too (DESIGN §1).
+VIDEO_TYPES = {
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/3gpp": "3gp",
+    "video/x-matroska": "mkv",
+    "video/x-flv": "flv",
+    "video/mpeg": "mpeg",
+    "video/mp2t": "ts",
+    "video/x-msvideo": "avi",
+    "video/x-motion-jpeg": "mjpeg",
+    "video/webm": "webm",
+    "video/ogg": "ogv",
+}
+IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
+PREVIEW_WIDTH = 640
+
+
+def media_type_of(content_type: str | None) -> tuple[str, str]:
+    """(media type, file extension) for a Content-Type, or UnsupportedMediaType."""
+    base = (content_type or "").split(";")[0].strip().lower()
+    if base in VIDEO_TYPES:
+        return "video", VIDEO_TYPES[base]
+    if base in IMAGE_TYPES:
+        return "image", IMAGE_TYPES[base]
+    raise errors.UnsupportedMediaType(
+        f"Unsupported Content-Type {base or '(none)'!r}; send a video ({', '.join(VIDEO_TYPES)})"
+        f" or an image ({', '.join(IMAGE_TYPES)})."
+    )
+
+
+def ingest(
+    ctx: AppContext, user: User, email: str, name: str, content_type: str, upload: Path
+) -> Asset:
+    """Probe `upload` and keep it as a new asset; the upload file is consumed either way."""
+    try:
+        media_type, ext = media_type_of(content_type)
+        info = probe(upload)
+        if info.media_type != media_type:
+            raise errors.InvalidMedia(
+                f"Content-Type says {media_type} but the file is {info.media_type}."
+            )
+        uid = ids.new_uuid()
+        base = f"{user.id}/{uid}"
+        preview_key = _store_preview(ctx, upload, info, f"{base}/preview.jpg")
+        blob_key = f"{base}/{media_type}.{ext}"
+        ctx.storage.put(blob_key, upload)
+    finally:
+        upload.unlink(missing_ok=True)
+    now = utcnow()
+    asset = Asset(
+        uuid=uid,
+        user_id=user.id,
+        email=email,
+        name=name,
+        media_type=media_type,
+        content_type=content_type.split(";")[0].strip().lower(),
+        ext=ext,
+        blob_key=blob_key,
+        preview_key=preview_key,
+        size_bytes=info.size_bytes,
+        meta=meta_of(info),
+        is_user_upload=True,
+        task_uuid=None,
+        created_at=now,
+        updated_at=now,
+    )
+    ctx.assets.add(asset)
+    return asset
+
+
+def meta_of(info: MediaInfo) -> MediaMeta:
+    return MediaMeta(
+        duration_s=info.duration_s,
+        fps=info.fps,
+        width=info.width,
+        height=info.height,
+        has_audio=info.has_audio,
+        has_alpha=info.has_alpha,
+    )
+
+
+def _store_preview(ctx: AppContext, source: Path, info: MediaInfo, key: str) -> str:
+    width = min(PREVIEW_WIDTH, info.width) // 2 * 2
+    height = max(2, round(info.height * width / info.width) // 2 * 2)
+    clip = read_clip(source, width=width, height=height, fps=24.0, max_seconds=1 / 24)
+    with tempfile.NamedTemporaryFile(
+        suffix=".jpg", dir=ctx.settings.data_dir / "tmp", delete=False
+    ) as tmp:
+        path = Path(tmp.name)
+    write_jpeg(clip.frames[0], path)
+    ctx.storage.put(key, path)
+    return key
+
+
+def get(ctx: AppContext, user: User, asset_id: str) -> Asset:
+    parsed = ids.parse_id(asset_id, "asset")
+    asset = None if parsed is None else ctx.assets.get(user.id, parsed.uuid)
+    if asset is None or (parsed is not None and parsed.user_id != user.id):
+        raise errors.NotFound(f"Unable to retrieve assetId {asset_id} (Not found.)")
+    return asset
+
+
+def delete(ctx: AppContext, user: User, asset_id: str) -> None:
+    asset = get(ctx, user, asset_id)
+    ctx.assets.delete(user.id, asset.uuid)
+    for key in (asset.blob_key, asset.preview_key):
+        if key:
+            ctx.storage.delete(key)

@@ -1,0 +1,199 @@
+"""run_task: claim a task, decode its input, run the engine, encode, store, finish, call back.
+
+The in-process pool and Celery both end here. A claim is a conditional UPDATE, so a duplicate
+delivery of the same id does nothing; a heartbeat keeps the lease while the engine works.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from vidmorph import errors
+from vidmorph.domain import ids
+from vidmorph.domain.clock import utcnow
+from vidmorph.domain.models import Asset, MediaMeta, Task
+from vidmorph.domain.states import TaskStatus
+from vidmorph.engines.base import GenerationInput
+from vidmorph.media.clip import Clip
+from vidmorph.media.decode import read_clip
+from vidmorph.media.encode import write_jpeg, write_mp4
+from vidmorph.service import notify
+from vidmorph.service.context import AppContext
+from vidmorph.service.views import task_name
+
+log = logging.getLogger(__name__)
+
+OUTPUT_FPS = 24.0
+INTERNAL_REASON = "INTERNAL.BAD_OUTPUT.CODE01"
+#: share of progressRatio each phase covers: decode, engine, encode
+_PHASES = {"decode": (0.0, 0.1), "engine": (0.1, 0.9), "encode": (0.9, 0.99)}
+
+
+class TaskHooks:
+    """RunHooks for one task: progress to the row (and throttled callbacks), cancel checks."""
+
+    def __init__(self, ctx: AppContext, task: Task, owner: str) -> None:
+        self.ctx, self.task, self.owner = ctx, task, owner
+        self.phase = "decode"
+        self._last_write = 0.0
+        self._last_ratio = -1.0
+
+    def progress(self, ratio: float) -> None:
+        low, high = _PHASES[self.phase]
+        overall = round(low + (high - low) * min(max(ratio, 0.0), 1.0), 4)
+        now = time.monotonic()
+        if overall - self._last_ratio < 0.01 and now - self._last_write < 1.0:
+            return
+        self._last_write, self._last_ratio = now, overall
+        text = f"{self.phase.capitalize()} {round(ratio * 100)}%"
+        if not self.ctx.tasks.set_progress(self.task.uuid, self.owner, overall, text):
+            raise errors.TaskCancelled()
+        notify.task_progressed(self.ctx, self.task)
+
+    def check_cancelled(self) -> None:
+        if not self.ctx.tasks.is_running_for(self.task.uuid, self.owner):
+            raise errors.TaskCancelled()
+
+
+class Heartbeat:
+    """Renews the task's lease every lease_s / 3 from its own thread while the task runs."""
+
+    def __init__(self, ctx: AppContext, uuid: str, owner: str) -> None:
+        self.ctx, self.uuid, self.owner = ctx, uuid, owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{uuid[:8]}", daemon=True)
+
+    def _beat(self) -> None:
+        lease_s = self.ctx.settings.lease_s
+        while not self._stop.wait(lease_s / 3):
+            if not self.ctx.tasks.heartbeat(self.uuid, self.owner, lease_s):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def run_task(ctx: AppContext, task_uuid: str, owner: str) -> None:
+    task = ctx.tasks.claim(task_uuid, owner, ctx.settings.lease_s)
+    if task is None:
+        return
+    log.info("task %s running on %s (attempt %d)", task.uuid, owner, task.attempts)
+    notify.task_changed(ctx, task)
+    hooks = TaskHooks(ctx, task, owner)
+    with Heartbeat(ctx, task.uuid, owner):
+        try:
+            output = _render(ctx, task, hooks)
+            if not ctx.tasks.succeed(task.uuid, owner, [output]):
+                _delete_blobs(ctx, output)
+        except errors.TaskCancelled:
+            log.info("task %s stopped: cancelled or no longer ours", task.uuid)
+        except errors.VidmorphError as exc:
+            reason = getattr(exc, "reason", INTERNAL_REASON)
+            _fail(ctx, task, owner, exc.public_message, reason)
+        except Exception:
+            log.exception("task %s failed", task.uuid)
+            _fail(ctx, task, owner, "Internal error while generating.", INTERNAL_REASON)
+    final = ctx.tasks.get(task.uuid)
+    if final is not None and final.status is not TaskStatus.CANCELLED:
+        notify.task_changed(ctx, final)
+
+
+def _fail(ctx: AppContext, task: Task, owner: str, message: str, reason: str) -> None:
+    error = {
+        "errorMessage": message,
+        "reason": reason,
+        "message": message,
+        "moderation_category": None,
+        "tally_asimov": False,
+    }
+    ctx.tasks.transition(task.uuid, TaskStatus.FAILED, owner=owner, error=error)
+
+
+def _render(ctx: AppContext, task: Task, hooks: TaskHooks) -> Asset:
+    p = task.params
+    source = ctx.assets.get(task.user_id, p.asset_uuid)
+    if source is None:
+        raise errors.TaskFailed("The input asset was deleted.", reason="INPUT_PREPROCESSING.ASSET")
+    path = ctx.storage.local_path(source.blob_key)
+    hooks.check_cancelled()
+    clip = read_clip(
+        path,
+        width=p.width,
+        height=p.height,
+        fps=OUTPUT_FPS,
+        max_seconds=float(p.seconds),
+        on_progress=hooks.progress,
+    )
+    hooks.phase = "engine"
+    hooks.check_cancelled()
+    job = GenerationInput(
+        text_prompt=p.text_prompt,
+        strength=p.structure_transformation / 10,
+        seed=p.seed,
+        width=p.width,
+        height=p.height,
+        fps=OUTPUT_FPS,
+    )
+    generated = ctx.engine().generate(clip, job, hooks)
+    hooks.check_cancelled()
+    hooks.phase = "encode"
+    return _store_output(ctx, task, generated, path, source, hooks)
+
+
+def _store_output(
+    ctx: AppContext, task: Task, clip: Clip, source_path: Path, source: Asset, hooks: TaskHooks
+) -> Asset:
+    uid = ids.new_uuid()
+    base = f"{task.user_id}/{uid}"
+    tmp_dir = ctx.settings.data_dir / "tmp"
+    with tempfile.TemporaryDirectory(dir=tmp_dir) as work:
+        video, preview = Path(work) / "video.mp4", Path(work) / "preview.jpg"
+        write_mp4(clip, video, audio_from=source_path, on_progress=hooks.progress)
+        write_jpeg(clip.frames[0], preview)
+        size_bytes = video.stat().st_size
+        ctx.storage.put(f"{base}/video.mp4", video)
+        ctx.storage.put(f"{base}/preview.jpg", preview)
+    has_audio = bool(source.meta and source.meta.has_audio)
+    meta = MediaMeta(
+        duration_s=clip.duration_s,
+        fps=clip.fps,
+        width=clip.width,
+        height=clip.height,
+        has_audio=has_audio,
+        has_alpha=False,
+    )
+    now = utcnow()
+    p = task.params
+    return Asset(
+        uuid=uid,
+        user_id=task.user_id,
+        email=task.email,
+        name=task_name(task.task_type, p.seed, p.text_prompt),
+        media_type="video",
+        content_type="video/mp4",
+        ext="mp4",
+        blob_key=f"{base}/video.mp4",
+        preview_key=f"{base}/preview.jpg",
+        size_bytes=size_bytes,
+        meta=meta,
+        is_user_upload=False,
+        task_uuid=task.uuid,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _delete_blobs(ctx: AppContext, asset: Asset) -> None:
+    for key in (asset.blob_key, asset.preview_key):
+        if key:
+            ctx.storage.delete(key)

@@ -1,0 +1,167 @@
+"""Create a video-to-video task: check asset and account, moderate, admit, dispatch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from vidmorph import errors
+from vidmorph.callbacks.guard import validate_reply_url
+from vidmorph.domain import ids
+from vidmorph.domain.clock import utcnow
+from vidmorph.domain.models import Account, Asset, GenerationParams, Task, User
+from vidmorph.domain.states import TaskStatus
+from vidmorph.service import assets as asset_service
+from vidmorph.service import notify
+from vidmorph.service.context import AppContext
+
+log = logging.getLogger(__name__)
+
+#: credits per output second (DESIGN §1): Gen-3 Alpha 10, Turbo 5, explore mode free
+CREDITS_PER_S = {"gen3a": 10, "gen3a_turbo": 5}
+FRAME_SIZES = {"landscape": (1280, 768), "portrait": (768, 1280)}
+MAX_SEED = 4294967294
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """A validated create body (ranges are checked at the HTTP edge)."""
+
+    asset_id: str
+    text_prompt: str
+    structure_transformation: float = 3.0
+    seconds: int | None = None
+    seed: int | None = None
+    explore_mode: bool = False
+    reply_url: str | None = None
+    reply_ref: str | None = None
+    max_jobs: int | None = None
+    aspect_ratio: str = "landscape"
+    resolution: str = "720p"
+
+
+def create(
+    ctx: AppContext,
+    user: User,
+    req: CreateRequest,
+    task_type: str,
+    idempotency_key: str | None = None,
+) -> Task:
+    asset = asset_service.get(ctx, user, req.asset_id)
+    if asset.media_type != "video" or asset.meta is None:
+        raise errors.BadRequest(f"assetId {req.asset_id} is not a video.")
+    account = ctx.accounts.get(user.id, asset.email)
+    if account is None:
+        raise errors.NotFound(f"Account {asset.email} not found.")
+    if account.suspended:
+        raise errors.AccountSuspended()
+    if req.explore_mode and account.plan != "unlimited":
+        raise errors.BadRequest("exploreMode requires an account on the unlimited plan.")
+    task = _new_task(ctx, user, req, task_type, asset, account)
+    idempotency = None
+    if idempotency_key:
+        idempotency = (idempotency_key, _request_hash(req, task_type))
+        first = ctx.tasks.find_idempotent(user.id, *idempotency)
+        if first is not None:
+            return first
+    flag = ctx.moderator.check(req.text_prompt)
+    if flag is not None:
+        return _fail_moderated(ctx, task, flag.category, flag.message)
+    task, created = ctx.tasks.admit(
+        task,
+        max_jobs=req.max_jobs or account.max_jobs,
+        max_queue_depth=ctx.settings.max_queue_depth,
+        idempotency=idempotency,
+    )
+    if created:
+        ctx.dispatch(task.uuid, 1 if task.params.explore_mode else 0)
+    return task
+
+
+def _new_task(
+    ctx: AppContext, user: User, req: CreateRequest, task_type: str, asset: Asset, account: Account
+) -> Task:
+    assert asset.meta is not None
+    duration_s = asset.meta.duration_s
+    max_s = ctx.settings.max_seconds
+    if req.seconds is not None and req.seconds > max_s:
+        raise errors.BadRequest(f"seconds must be between 1 and {max_s}.")
+    seconds = req.seconds or max(1, min(max_s, round(duration_s) if duration_s else max_s))
+    out_s = min(float(seconds), duration_s) if duration_s else float(seconds)
+    width, height = FRAME_SIZES[req.aspect_ratio]
+    reply_url = req.reply_url or account.reply_url
+    if reply_url:
+        validate_reply_url(reply_url, allow_private=ctx.settings.callback_allow_private)
+    params = GenerationParams(
+        asset_uuid=asset.uuid,
+        text_prompt=req.text_prompt,
+        structure_transformation=req.structure_transformation,
+        seconds=seconds,
+        seed=req.seed or 1 + secrets.randbelow(MAX_SEED),
+        explore_mode=req.explore_mode,
+        width=width,
+        height=height,
+        resolution=req.resolution,
+    )
+    now = utcnow()
+    credits = 0 if req.explore_mode else math.ceil(CREDITS_PER_S[task_type] * out_s)
+    return Task(
+        uuid=ids.new_uuid(),
+        user_id=user.id,
+        email=account.email,
+        task_type=task_type,
+        status=TaskStatus.PENDING,
+        params=params,
+        reply_url=reply_url,
+        reply_ref=req.reply_ref,
+        credits=credits,
+        progress_ratio=None,
+        progress_text=None,
+        error=None,
+        attempts=0,
+        lease_owner=None,
+        lease_expires_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _fail_moderated(ctx: AppContext, task: Task, category: str, message: str) -> Task:
+    error = {
+        "errorMessage": message,
+        "reason": "SAFETY.INPUT.TEXT",
+        "message": message,
+        "moderation_category": category,
+        "tally_asimov": True,
+    }
+    failed = Task(
+        **{
+            **task.__dict__,
+            "status": TaskStatus.FAILED,
+            "error": error,
+            "credits": 0,
+            "finished_at": task.created_at,
+        }
+    )
+    since = utcnow() - timedelta(seconds=ctx.settings.moderation_window_s)
+    suspended = ctx.tasks.add_moderated(
+        failed, category, suspend_after=ctx.settings.moderation_suspend_after, since=since
+    )
+    log.warning(
+        "task %s moderated (%s)%s",
+        failed.uuid,
+        category,
+        "; account suspended" if suspended else "",
+    )
+    notify.task_changed(ctx, failed)
+    return failed
+
+
+def _request_hash(req: CreateRequest, task_type: str) -> str:
+    text = json.dumps({"taskType": task_type, **asdict(req)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()

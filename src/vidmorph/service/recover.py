@@ -1,0 +1,46 @@
+"""Recovery: re-run tasks whose worker died (lease lapsed), fail them after max_attempts."""
+
+from __future__ import annotations
+
+import logging
+
+from vidmorph.domain.states import TaskStatus
+from vidmorph.service import notify
+from vidmorph.service.context import AppContext
+
+log = logging.getLogger(__name__)
+
+LAPSED_ERROR = {
+    "errorMessage": "The task was interrupted too many times.",
+    "reason": "INTERNAL.WORKER_LOST",
+    "message": "The task was interrupted too many times.",
+    "moderation_category": None,
+    "tally_asimov": False,
+}
+
+
+def sweep_lapsed(ctx: AppContext) -> int:
+    """Requeue or fail every task whose lease lapsed; returns how many were handled."""
+    handled = 0
+    for uuid in ctx.tasks.lapsed():
+        outcome = ctx.tasks.requeue_lapsed(uuid, ctx.settings.max_attempts, LAPSED_ERROR)
+        if outcome is None:
+            continue
+        handled += 1
+        task = ctx.tasks.get(uuid)
+        if task is None:
+            continue
+        log.warning("task %s lost its worker; now %s", uuid, outcome.value)
+        if outcome is TaskStatus.PENDING:
+            ctx.dispatch(uuid, 1 if task.params.explore_mode else 0)
+        else:
+            notify.task_changed(ctx, task)
+    return handled
+
+
+def resubmit_pending(ctx: AppContext) -> int:
+    """Hand every PENDING task to the dispatcher again (after a restart the queue is empty)."""
+    pending = [t for t in ctx.tasks.in_flight() if t.status is TaskStatus.PENDING]
+    for task in pending:
+        ctx.dispatch(task.uuid, 1 if task.params.explore_mode else 0)
+    return len(pending)

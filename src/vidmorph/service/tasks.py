@@ -1,0 +1,79 @@
+"""Task queries and control: get, list, cancel or delete, and the scheduler's in-flight view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vidmorph import errors
+from vidmorph.domain import ids
+from vidmorph.domain.models import Task, User
+from vidmorph.domain.states import IN_FLIGHT, TaskStatus
+from vidmorph.service import notify
+from vidmorph.service.context import AppContext
+
+
+def get(ctx: AppContext, user: User, task_id: str) -> Task:
+    parsed = ids.parse_id(task_id, "task")
+    task = None
+    if parsed is not None and parsed.user_id == user.id:
+        task = ctx.tasks.get(parsed.uuid, user.id)
+    if task is None:
+        raise errors.NotFound()
+    return task
+
+
+def page(
+    ctx: AppContext,
+    user: User,
+    email: str | None,
+    statuses: list[TaskStatus],
+    offset: int,
+    limit: int,
+) -> list[Task]:
+    return ctx.tasks.page(user.id, email, statuses, offset, limit)
+
+
+def cancel_or_delete(ctx: AppContext, user: User, task_id: str) -> None:
+    """Cancel a PENDING or RUNNING task; delete a finished one with its files."""
+    task = get(ctx, user, task_id)
+    if task.status in IN_FLIGHT:
+        if not _cancel(ctx, task):
+            # It finished between our read and the UPDATE: delete it like a finished one.
+            cancel_or_delete(ctx, user, task_id)
+        return
+    deleted = ctx.tasks.delete_finished(user.id, task.uuid)
+    for asset in deleted.artifacts if deleted else ():
+        for key in (asset.blob_key, asset.preview_key):
+            if key:
+                ctx.storage.delete(key)
+
+
+def _cancel(ctx: AppContext, task: Task) -> bool:
+    # A RUNNING task's engine sees the new status at its next frame batch and stops.
+    if not ctx.tasks.transition(task.uuid, TaskStatus.CANCELLED, from_=set(IN_FLIGHT)):
+        return False
+    notify.task_changed(ctx, task)
+    return True
+
+
+def scheduler(ctx: AppContext, user: User) -> list[dict[str, Any]]:
+    return [
+        {
+            "taskId": t.task_id,
+            "id": t.uuid,
+            "status": t.status.value,
+            "replyUrl": t.reply_url,
+            "replyRef": t.reply_ref,
+        }
+        for t in ctx.tasks.in_flight(user.id)
+    ]
+
+
+def scheduler_cancel(ctx: AppContext, user: User, task_id: str) -> None:
+    """Stop an in-flight task and free its maxJobs slot (useapi §7)."""
+    try:
+        task = get(ctx, user, task_id)
+    except errors.NotFound:
+        task = None
+    if task is None or task.status not in IN_FLIGHT or not _cancel(ctx, task):
+        raise errors.NotFound(f"Unable to locate running taskId {task_id}")

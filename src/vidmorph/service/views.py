@@ -1,0 +1,228 @@
+"""The contract's JSON shapes for tasks, assets, accounts and features (useapi §2, §3, §6, §10).
+
+Callbacks send exactly what `GET /tasks/{taskId}` returns, so both call `task_view`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vidmorph.domain.clock import iso
+from vidmorph.domain.models import Account, Asset, Task
+from vidmorph.domain.states import TaskStatus
+from vidmorph.scheduler import eta
+from vidmorph.service.context import AppContext
+
+_TYPE_NAMES = {"gen3a": "Gen-3 Alpha", "gen3a_turbo": "Gen-3 Alpha Turbo"}
+#: a first guess of wall seconds per output second, used until real runs are measured
+_DEFAULT_SPEED = 1.0
+
+
+def task_name(task_type: str, seed: int, prompt: str) -> str:
+    # compat(useapi §6): names read "Gen-3 Alpha <seed>, <prompt…>".
+    return f"{_TYPE_NAMES.get(task_type, task_type)} {seed}, {prompt[:80]}"
+
+
+def task_view(ctx: AppContext, task: Task) -> dict[str, Any]:
+    p = task.params
+    name = task_name(task.task_type, p.seed, p.text_prompt)
+    source = ctx.assets.get(task.user_id, p.asset_uuid)
+    ratio = task.progress_ratio
+    body: dict[str, Any] = {
+        "taskId": task.task_id,
+        "id": task.uuid,
+        "name": name,
+        "image": None,
+        "createdAt": iso(task.created_at),
+        "updatedAt": iso(task.updated_at),
+        "taskType": task.task_type,
+        "options": {
+            "name": name,
+            "video_prompt": _url(ctx, source.blob_key) if source else None,
+            "video_prompt_preview_image": _url(ctx, source.preview_key) if source else None,
+            "text_prompt": p.text_prompt,
+            # compat(useapi §4): the request takes 0..10, options show it as 0..1.
+            "structure_transformation": round(p.structure_transformation / 10, 4),
+            "seed": p.seed,
+            "seconds": p.seconds,
+            "width": p.width,
+            "height": p.height,
+            "resolution": p.resolution,
+            "exploreMode": p.explore_mode,
+            "watermark": False,
+            "image_as_end_frame": False,
+            "enhance_prompt": False,
+            "assetGroupName": "Generative Video",
+            "recordingEnabled": True,
+        },
+        "status": task.status.value,
+        "error": task.error,
+        "progressText": task.progress_text,
+        # compat(useapi §6): progressRatio is a string ("0.42"), clients parseFloat it.
+        "progressRatio": None if ratio is None else _ratio_text(ratio),
+        "estimatedTimeToStartSeconds": None,
+        "placeInLine": None,
+        "artifacts": [artifact_view(ctx, a, task) for a in task.artifacts],
+        "sharedAsset": None,
+        "features": features_of(ctx, task.user_id, task.email),
+        "replyUrl": task.reply_url,
+        "replyRef": task.reply_ref,
+        "code": 200,
+    }
+    if task.status is TaskStatus.PENDING:
+        place = ctx.tasks.place_in_line(task)
+        body["placeInLine"] = place
+        body["estimatedTimeToStartSeconds"] = estimated_start_s(ctx, place)
+    return body
+
+
+def estimated_start_s(ctx: AppContext, place_in_line: int) -> int:
+    speed = eta.seconds_per_output_second(ctx.tasks.recent_runs(), _DEFAULT_SPEED)
+    task_s = speed * ctx.settings.max_seconds
+    slots = max(ctx.settings.workers, 1)
+    return eta.estimated_start_s(place_in_line, ctx.tasks.running_count(), slots, task_s)
+
+
+def _ratio_text(ratio: float) -> str:
+    text = f"{ratio:.2f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _url(ctx: AppContext, key: str | None) -> str | None:
+    return None if key is None else ctx.storage.url(key, ctx.settings.url_ttl_s)
+
+
+def _metadata(asset: Asset) -> dict[str, Any] | None:
+    m = asset.meta
+    if m is None:
+        return None
+    # compat(useapi §3): both the 2024 form (dimensions, size) and the 2025 form (width, ...).
+    return {
+        "frameRate": m.fps,
+        "duration": round(m.duration_s, 3),
+        "dimensions": [m.width, m.height],
+        "size": {"width": m.width, "height": m.height},
+        "width": m.width,
+        "height": m.height,
+        "hasAlphaChannel": m.has_alpha,
+        "hasAudio": m.has_audio,
+    }
+
+
+def artifact_view(ctx: AppContext, asset: Asset, task: Task) -> dict[str, Any]:
+    preview = _url(ctx, asset.preview_key)
+    return {
+        "assetId": asset.asset_id,
+        "id": asset.uuid,
+        "createdAt": iso(asset.created_at),
+        "updatedAt": iso(asset.updated_at),
+        "userId": asset.user_id,
+        "createdBy": asset.user_id,
+        "taskId": task.task_id,
+        "parentAssetGroupId": task.uuid,
+        "filename": f"{asset.name}.{asset.ext}",
+        "url": _url(ctx, asset.blob_key),
+        # compat(useapi §6): fileSize is a string inside artifacts, a number in asset lists.
+        "fileSize": str(asset.size_bytes),
+        "fileExtStandardized": asset.ext,
+        "isDirectory": False,
+        "previewUrls": [preview] if preview else [],
+        "private": True,
+        "privateInTeam": True,
+        "deleted": False,
+        "reported": False,
+        "metadata": _metadata(asset),
+        "favorite": False,
+    }
+
+
+def asset_view(ctx: AppContext, asset: Asset) -> dict[str, Any]:
+    preview = _url(ctx, asset.preview_key)
+    user = {
+        "id": asset.user_id,
+        "username": f"user{asset.user_id}",
+        "firstName": "",
+        "lastName": "",
+        "picture": None,
+        "teamName": "",
+        "teamPicture": None,
+    }
+    return {
+        "assetId": asset.asset_id,
+        "id": asset.uuid,
+        "user": user,
+        "createdAt": iso(asset.created_at),
+        "updatedAt": iso(asset.updated_at),
+        "name": asset.name,
+        "description": "",
+        "type": {"name": asset.media_type, "type": asset.media_type, "isDirectory": False},
+        "size": asset.size_bytes,
+        "url": _url(ctx, asset.blob_key),
+        "previewUrls": [preview] if preview else [],
+        "fileCount": 1,
+        "private": True,
+        "privateInTeam": True,
+        "permissions": {"read": True, "write": True, "admin": True},
+        "annotated": False,
+        "isUserUpload": asset.is_user_upload,
+        "sourceApplication": "web" if asset.is_user_upload else "vidmorph",
+        "createdBy": user,
+        "favorite": False,
+        "mediaType": asset.media_type,
+        "mediaSubtype": None,
+        "fileSize": asset.size_bytes,
+        "fileExtStandardized": asset.ext,
+        "metadata": _metadata(asset),
+        "username": user["username"],
+        "userPicture": None,
+        "userId": asset.user_id,
+        "parentAssetGroupId": asset.task_uuid,
+        "taskId": None,
+    }
+
+
+def account_view(account: Account) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "email": account.email,
+        "maxJobs": account.max_jobs,
+        "plan": account.plan,
+        "numPlanCredits": account.num_plan_credits,
+        "numPlanCreditsUsed": account.credits_used,
+        "replyUrl": account.reply_url,
+        "createdAt": iso(account.created_at),
+        "updatedAt": iso(account.updated_at),
+    }
+    if account.suspended:
+        # compat(useapi §2): clients refuse to use an account whose `error` is set.
+        body["error"] = "This account has been suspended."
+    return body
+
+
+def features_of(ctx: AppContext, user_id: int, email: str) -> dict[str, Any]:
+    account = ctx.accounts.get(user_id, email)
+    permitted = account.num_plan_credits if account else 0
+    used = account.credits_used if account else 0
+    return {
+        "storageGB": _storage_gb(ctx),
+        "numPlanCredits_permitted": permitted,
+        "numPlanCredits_used": used,
+    }
+
+
+def features_view(ctx: AppContext, account: Account) -> dict[str, Any]:
+    return {
+        "permitted": {"storageGB": _storage_gb(ctx), "numPlanCredits": account.num_plan_credits},
+        "used": {"numPlanCredits": account.credits_used},
+        "plan": account.plan,
+        "exploreMode": account.plan == "unlimited",
+        "maxJobs": account.max_jobs,
+        "engine": ctx.settings.engine,
+        "maxSeconds": ctx.settings.max_seconds,
+        "email": account.email,
+    }
+
+
+def _storage_gb(ctx: AppContext) -> int:
+    import shutil
+
+    return int(shutil.disk_usage(ctx.storage.root).total / 1e9)

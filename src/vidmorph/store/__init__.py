@@ -1,0 +1,1 @@
+"""The store: the only code that writes SQL (SQLAlchemy 2 Core, Alembic migrations)."""

@@ -1,0 +1,86 @@
+"""AccountStore: capacity pools (maxJobs, plan, credits, default replyUrl, suspension)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, update
+
+from vidmorph.domain.clock import utcnow
+from vidmorph.domain.models import Account
+from vidmorph.store.db import Database
+from vidmorph.store.tables import accounts
+
+
+def to_account(row: Row[Any]) -> Account:
+    return Account(
+        user_id=row.user_id,
+        email=row.email,
+        max_jobs=row.max_jobs,
+        plan=row.plan,
+        num_plan_credits=row.num_plan_credits,
+        credits_used=row.credits_used,
+        reply_url=row.reply_url,
+        suspended=row.suspended,
+        has_password=row.password_hash is not None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class AccountStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def upsert(self, user_id: int, email: str, **values: Any) -> Account:
+        """Create the account, or update the given fields of an existing one."""
+        now = utcnow()
+        key = (accounts.c.user_id == user_id) & (accounts.c.email == email)
+        with self.db.write() as conn:
+            found = conn.execute(select(accounts.c.email).where(key).with_for_update()).first()
+            if found is None:
+                conn.execute(
+                    insert(accounts).values(
+                        user_id=user_id,
+                        email=email,
+                        credits_used=0,
+                        suspended=False,
+                        created_at=now,
+                        updated_at=now,
+                        **values,
+                    )
+                )
+            elif values:
+                conn.execute(update(accounts).where(key).values(updated_at=now, **values))
+            row = conn.execute(select(accounts).where(key)).one()
+        return to_account(row)
+
+    def get(self, user_id: int, email: str) -> Account | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(accounts).where(accounts.c.user_id == user_id, accounts.c.email == email)
+            ).one_or_none()
+        return None if row is None else to_account(row)
+
+    def all_of(self, user_id: int) -> list[Account]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(accounts).where(accounts.c.user_id == user_id).order_by(accounts.c.email)
+            ).all()
+        return [to_account(r) for r in rows]
+
+    def delete(self, user_id: int, email: str) -> bool:
+        with self.db.write() as conn:
+            result = conn.execute(
+                delete(accounts).where(accounts.c.user_id == user_id, accounts.c.email == email)
+            )
+        return result.rowcount > 0
+
+    def set_suspended(self, user_id: int, email: str, suspended: bool) -> bool:
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(accounts)
+                .where(accounts.c.user_id == user_id, accounts.c.email == email)
+                .values(suspended=suspended, updated_at=utcnow())
+            )
+        return result.rowcount > 0

@@ -1,0 +1,103 @@
+"""AssetStore: uploaded and generated media, always looked up within one user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select
+
+from vidmorph.domain.models import Asset, MediaMeta
+from vidmorph.store.db import Database
+from vidmorph.store.tables import assets
+
+
+def to_asset(row: Row[Any]) -> Asset:
+    meta = MediaMeta(**row.meta) if row.meta else None
+    return Asset(
+        uuid=row.uuid,
+        user_id=row.user_id,
+        email=row.email,
+        name=row.name,
+        media_type=row.media_type,
+        content_type=row.content_type,
+        ext=row.ext,
+        blob_key=row.blob_key,
+        preview_key=row.preview_key,
+        size_bytes=row.size_bytes,
+        meta=meta,
+        is_user_upload=row.is_user_upload,
+        task_uuid=row.task_uuid,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def asset_values(asset: Asset) -> dict[str, Any]:
+    meta = asset.meta
+    return {
+        "uuid": asset.uuid,
+        "user_id": asset.user_id,
+        "email": asset.email,
+        "name": asset.name,
+        "media_type": asset.media_type,
+        "content_type": asset.content_type,
+        "ext": asset.ext,
+        "blob_key": asset.blob_key,
+        "preview_key": asset.preview_key,
+        "size_bytes": asset.size_bytes,
+        "meta": None if meta is None else meta.__dict__.copy(),
+        "is_user_upload": asset.is_user_upload,
+        "task_uuid": asset.task_uuid,
+        "created_at": asset.created_at,
+        "updated_at": asset.updated_at,
+    }
+
+
+def insert_asset(conn: Connection, asset: Asset) -> None:
+    conn.execute(insert(assets).values(**asset_values(asset)))
+
+
+class AssetStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, asset: Asset) -> None:
+        with self.db.write() as conn:
+            insert_asset(conn, asset)
+
+    def get(self, user_id: int, uuid: str) -> Asset | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(assets).where(assets.c.user_id == user_id, assets.c.uuid == uuid)
+            ).one_or_none()
+        return None if row is None else to_asset(row)
+
+    def page(
+        self, user_id: int, email: str, media_type: str | None, offset: int, limit: int
+    ) -> list[Asset]:
+        query = select(assets).where(assets.c.user_id == user_id, assets.c.email == email)
+        if media_type:
+            query = query.where(assets.c.media_type == media_type)
+        query = (
+            query.order_by(assets.c.created_at.desc(), assets.c.uuid).offset(offset).limit(limit)
+        )
+        with self.db.read() as conn:
+            return [to_asset(r) for r in conn.execute(query).all()]
+
+    def of_task(self, task_uuid: str) -> list[Asset]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(assets).where(assets.c.task_uuid == task_uuid).order_by(assets.c.created_at)
+            ).all()
+        return [to_asset(r) for r in rows]
+
+    def delete(self, user_id: int, uuid: str) -> Asset | None:
+        """Remove the row and return it, so the caller can delete its blobs."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                select(assets).where(assets.c.user_id == user_id, assets.c.uuid == uuid)
+            ).one_or_none()
+            if row is None:
+                return None
+            conn.execute(delete(assets).where(assets.c.uuid == uuid))
+        return to_asset(row)

@@ -1,0 +1,138 @@
+"""Table definitions; the Alembic migrations create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("webhook_secret", String(80), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    #: sha256 hex of the whole token; the token itself is never stored
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("email", String(320), primary_key=True),
+    Column("password_hash", String(200), nullable=True),
+    Column("max_jobs", Integer, nullable=False),
+    Column("plan", String(20), nullable=False),
+    Column("num_plan_credits", Integer, nullable=False),
+    Column("credits_used", Integer, nullable=False, default=0),
+    Column("reply_url", String(1024), nullable=True),
+    Column("suspended", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("user_id", Integer, nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("name", String(1024), nullable=False),
+    Column("media_type", String(10), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("ext", String(10), nullable=False),
+    Column("blob_key", String(200), nullable=False),
+    Column("preview_key", String(200), nullable=True),
+    Column("size_bytes", Integer, nullable=False),
+    Column("meta", JSON, nullable=True),
+    Column("is_user_upload", Boolean, nullable=False),
+    Column("task_uuid", String(36), nullable=True, index=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index("ix_assets_owner", "user_id", "email", "created_at"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("user_id", Integer, nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("task_type", String(20), nullable=False),
+    Column("status", String(12), nullable=False),
+    #: 0 runs first; explore-mode tasks get 1 and run after the others
+    Column("priority", Integer, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("reply_url", String(1024), nullable=True),
+    Column("reply_ref", String(1024), nullable=True),
+    Column("credits", Integer, nullable=False),
+    Column("progress_ratio", Float, nullable=True),
+    Column("progress_text", String(200), nullable=True),
+    Column("error", JSON, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", DateTime, nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_hash", String(64), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("started_at", DateTime, nullable=True),
+    Column("finished_at", DateTime, nullable=True),
+    UniqueConstraint("user_id", "idempotency_key", name="uq_tasks_idempotency"),
+    Index("ix_tasks_queue", "status", "priority", "created_at"),
+    Index("ix_tasks_owner", "user_id", "email", "status"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_uuid", String(36), nullable=False, index=True),
+    Column("user_id", Integer, nullable=False),
+    Column("url", String(1024), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("terminal", Boolean, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    #: "pending", "delivered" or "dropped" (expired, refused or a non-terminal miss)
+    Column("state", String(10), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_deliveries_due", "state", "next_attempt_at"),
+)
+
+moderation_events = Table(
+    "moderation_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("category", String(50), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_moderation_account", "user_id", "email", "created_at"),
+)

@@ -1,0 +1,64 @@
+"""UserStore: users, their webhook secrets and their hashed API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from sqlalchemy import func, insert, select
+
+from vidmorph.domain.clock import utcnow
+from vidmorph.domain.models import User
+from vidmorph.store.db import Database
+from vidmorph.store.tables import tokens, users
+
+
+def token_hash(token: str) -> str:
+    # Tokens carry 160+ random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UserStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, webhook_secret: str, user_id: int | None = None) -> User:
+        with self.db.write() as conn:
+            if user_id is None:
+                user_id = (
+                    int(conn.execute(select(func.coalesce(func.max(users.c.id), 0))).scalar_one())
+                    + 1
+                )
+            conn.execute(
+                insert(users).values(id=user_id, webhook_secret=webhook_secret, created_at=utcnow())
+            )
+        return User(user_id, webhook_secret)
+
+    def get(self, user_id: int) -> User | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(users).where(users.c.id == user_id)).one_or_none()
+        return None if row is None else User(row.id, row.webhook_secret)
+
+    def add_token(self, user_id: int, token: str) -> None:
+        with self.db.write() as conn:
+            exists = conn.execute(
+                select(tokens.c.id).where(tokens.c.token_hash == token_hash(token))
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(tokens).values(
+                        user_id=user_id, token_hash=token_hash(token), created_at=utcnow()
+                    )
+                )
+
+    def verify_token(self, user_id: int, token: str) -> bool:
+        """True when `token` is one of the user's; each stored hash compared in constant time."""
+        wanted = token_hash(token)
+        with self.db.read() as conn:
+            hashes = conn.execute(
+                select(tokens.c.token_hash).where(tokens.c.user_id == user_id)
+            ).scalars()
+            found = False
+            for stored in hashes:
+                found |= hmac.compare_digest(stored, wanted)
+        return found

@@ -1,0 +1,76 @@
+"""InProcessDispatcher: a bounded pool of worker threads inside the API process.
+
+Also runs the lease sweeper, which re-queues tasks whose worker died, and on start-up hands
+every PENDING task (including ones a crash left behind) back to the pool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import socket
+import threading
+import uuid
+
+from vidmorph.service import recover
+from vidmorph.service.context import AppContext
+from vidmorph.service.execute import run_task
+
+log = logging.getLogger(__name__)
+
+_STOP = "__stop__"
+
+
+class InProcessDispatcher:
+    def __init__(self, ctx: AppContext, workers: int) -> None:
+        self.ctx = ctx
+        self.workers = workers
+        #: identifies this process's leases; a restarted process gets a new one
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._queue: queue.PriorityQueue[tuple[int, int, str]] = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    def submit(self, task_id: str, priority: int = 0) -> None:
+        if self.workers > 0:
+            self._queue.put((priority, next(self._seq), task_id))
+
+    def start(self) -> None:
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"vidmorph-worker-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        sweeper = threading.Thread(target=self._sweep, name="vidmorph-sweeper", daemon=True)
+        sweeper.start()
+        self._threads.append(sweeper)
+        if self.workers > 0:
+            count = recover.resubmit_pending(self.ctx)
+            if count:
+                log.info("resubmitted %d pending tasks", count)
+
+    def close(self) -> None:
+        self._stop.set()
+        for _ in range(self.workers):
+            self._queue.put((-1, -1, _STOP))
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _work(self) -> None:
+        while True:
+            _, _, task_id = self._queue.get()
+            if task_id == _STOP:
+                return
+            try:
+                run_task(self.ctx, task_id, self.owner)
+            except Exception:
+                log.exception("worker failed on task %s", task_id)
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(self.ctx.settings.recover_interval_s):
+            try:
+                recover.sweep_lapsed(self.ctx)
+            except Exception:
+                log.exception("lease sweep failed")
