@@ -1,0 +1,91 @@
+"""Admission under concurrency: maxJobs, 429 with runningTasks, queue depth, credits, explore."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests.harness import start_server
+from vidmorph.config import Settings
+
+
+def test_concurrent_posts_never_exceed_max_jobs(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(workers=0)) as live:  # admit only: tasks stay PENDING
+        live.client.post(f"{live.api}/accounts/default@vidmorph.local", json={"maxJobs": 3})
+        asset = live.upload_video(tmp_path, seconds=1)
+        body = {"assetId": asset["assetId"], "text_prompt": "night", "replyRef": "x"}
+
+        def post(_: int) -> httpx.Response:
+            with httpx.Client(headers={"Authorization": f"Bearer {live.token}"}) as c:
+                return c.post(f"{live.api}/gen3/video", json=body, timeout=30)
+
+        with ThreadPoolExecutor(24) as pool:
+            answers = list(pool.map(post, range(24)))
+        codes = sorted(r.status_code for r in answers)
+        assert codes.count(200) == 3 and codes.count(429) == 21
+        busy = next(r.json() for r in answers if r.status_code == 429)
+        email = "default@vidmorph.local"
+        assert busy["error"] == f"Account {email} is busy executing 3 tasks"
+        assert busy["code"] == 429 and len(busy["runningTasks"][email]) == 3
+        running = busy["runningTasks"][email][0]
+        assert set(running) == {"email", "taskId", "id", "replyUrl", "replyRef"}
+        admitted = {r.json()["taskId"] for r in answers if r.status_code == 200}
+        assert {t["taskId"] for t in busy["runningTasks"][email]} == admitted
+        per_call = live.create({**body, "maxJobs": 4})
+        assert per_call.status_code == 200  # maxJobs in the body overrides the account's cap
+
+
+def test_global_queue_depth_gives_the_second_429(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(workers=0, max_queue_depth=2)) as live:
+        asset = live.upload_video(tmp_path, seconds=1)
+        body = {"assetId": asset["assetId"], "text_prompt": "night"}
+        assert [live.create(body).status_code for _ in range(2)] == [200, 200]
+        resp = live.create(body)
+        assert resp.status_code == 429
+        assert resp.json()["error"].startswith("You have too many tasks running or pending")
+
+
+def test_credits_are_reserved_released_and_412_when_short(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(workers=0)) as live:
+        live.client.post(
+            f"{live.api}/accounts/default@vidmorph.local",
+            json={"numPlanCredits": 25, "plan": "standard"},
+        )
+        asset = live.upload_video(tmp_path, seconds=2)
+        body = {"assetId": asset["assetId"], "text_prompt": "night"}
+        task = live.create(body).json()
+        assert task["features"]["numPlanCredits_used"] == 20  # 10 credits/s x 2 s
+        short = live.create(body)
+        assert short.status_code == 412
+        assert short.json() == {"error": "You do not have enough credits to run this task.",
+                                "code": 412}
+        assert live.client.delete(f"{live.api}/tasks/{task['taskId']}").status_code == 204
+        assert live.client.get(f"{live.api}/features/").json()["used"]["numPlanCredits"] == 0
+        assert live.create(body).status_code == 200
+        explore = live.create({**body, "exploreMode": True})
+        assert explore.status_code == 400 and "unlimited" in explore.json()["error"]
+
+
+def test_explore_mode_is_free_and_waits_behind_others(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(workers=0)) as live:
+        asset = live.upload_video(tmp_path, seconds=1)
+        relaxed = live.create({"assetId": asset["assetId"], "text_prompt": "a", "exploreMode": True})
+        normal = live.create({"assetId": asset["assetId"], "text_prompt": "b"})
+        assert relaxed.json()["features"]["numPlanCredits_used"] == 0
+        assert normal.json()["features"]["numPlanCredits_used"] == 10
+        assert relaxed.json()["options"]["exploreMode"] is True
+        r = live.client.get(f"{live.api}/tasks/{relaxed.json()['taskId']}").json()
+        n = live.client.get(f"{live.api}/tasks/{normal.json()['taskId']}").json()
+        assert (n["placeInLine"], r["placeInLine"]) == (1, 2)
+        assert r["estimatedTimeToStartSeconds"] >= n["estimatedTimeToStartSeconds"] >= 0

@@ -1,0 +1,118 @@
+"""/assets: raw-body uploads probed on arrival, clear 4xx for bad bodies, list/get/delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from tests.harness import LiveServer, start_server
+from tests.videos import make_image, make_video
+
+
+def _leftovers(server: LiveServer) -> list[Path]:
+    data = server.ctx.settings.data_dir
+    return [p for p in (data / "tmp").rglob("*") if p.is_file()] + [
+        p for p in (data / "files").rglob("*") if p.is_file()
+    ]
+
+
+def test_upload_is_probed_and_reported_in_both_metadata_forms(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    asset = server.upload_video(tmp_path, seconds=2, size=(320, 240), fps=30, audio=True)
+    assert asset["assetId"].startswith("user:1-runwayml:default@vidmorph.local-asset:")
+    assert asset["assetId"].endswith(asset["id"])
+    meta = asset["metadata"]
+    assert meta["dimensions"] == [320, 240] and meta["size"] == {"width": 320, "height": 240}
+    assert meta["width"] == 320 and meta["height"] == 240 and meta["hasAudio"] is True
+    assert abs(meta["duration"] - 2.0) < 0.1 and round(meta["frameRate"]) == 30
+    assert asset["isUserUpload"] is True and asset["mediaType"] == "video"
+    video = httpx.get(asset["url"])
+    assert video.status_code == 200 and video.content[4:8] == b"ftyp"
+    assert httpx.get(asset["previewUrls"][0]).content[:2] == b"\xff\xd8"
+
+
+def test_asset_ids_work_raw_and_percent_encoded(server: LiveServer, tmp_path: Path) -> None:
+    asset = server.upload_video(tmp_path, seconds=1)
+    for form in (asset["assetId"], quote(asset["assetId"], safe="")):
+        resp = server.client.get(f"{server.api}/assets/{form}")
+        assert resp.status_code == 200 and resp.json()["id"] == asset["id"]
+
+
+def test_bad_bodies_get_clear_400s_and_leave_nothing_behind(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    good = make_video(tmp_path / "good.mp4", seconds=2, faststart=False).read_bytes()
+    bodies = {
+        "empty": b"",
+        "text": b"hello, this is not a video at all" * 10,
+        "truncated": good[: len(good) // 2],
+    }
+    for label, body in bodies.items():
+        resp = server.client.post(
+            f"{server.api}/assets/?name={label}", content=body, headers={"Content-Type": "video/mp4"}
+        )
+        assert resp.status_code == 400, (label, resp.text)
+        assert resp.json()["code"] == 400 and len(resp.json()["error"]) > 10
+    resp = server.client.post(
+        f"{server.api}/assets/?name=x", content=good, headers={"Content-Type": "text/plain"}
+    )
+    assert resp.status_code == 400 and "Content-Type" in resp.json()["error"]
+    assert _leftovers(server) == []
+    assert server.client.get(f"{server.api}/assets/?offset=0&limit=10").json() == []
+
+
+def test_upload_over_the_limit_is_413_with_nothing_left(
+    make_settings: object, tmp_path: Path
+) -> None:
+    settings = make_settings(max_upload_bytes=20_000)  # type: ignore[operator]
+    with start_server(settings) as live:
+        big = make_video(tmp_path / "big.mp4", seconds=2, pattern="noise").read_bytes()
+        assert len(big) > 20_000
+        resp = live.client.post(
+            f"{live.api}/assets/?name=big", content=big, headers={"Content-Type": "video/mp4"}
+        )
+        assert resp.status_code == 413 and resp.json()["code"] == 413
+
+        def chunks() -> object:
+            for i in range(0, len(big), 4096):
+                yield big[i : i + 4096]
+
+        streamed = live.client.post(  # no Content-Length: the limit is enforced while reading
+            f"{live.api}/assets/?name=big", content=chunks(), headers={"Content-Type": "video/mp4"}
+        )
+        assert streamed.status_code == 413
+        assert _leftovers(live) == []
+
+
+def test_list_filters_by_media_type_and_validates_paging(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    video = server.upload_video(tmp_path, seconds=1)
+    image = server.upload(make_image(tmp_path / "still.png", (64, 48), "PNG"), "image/png")
+    assert image["mediaType"] == "image"
+    listed = server.client.get(f"{server.api}/assets/?offset=0&limit=10&mediaType=video").json()
+    assert [a["id"] for a in listed] == [video["id"]]
+    assert len(server.client.get(f"{server.api}/assets/?offset=0&limit=10").json()) == 2
+    for query in ("limit=51", "offset=-1", "mediaType=pdf", "limit=abc"):
+        resp = server.client.get(f"{server.api}/assets/?{query}")
+        assert resp.status_code == 400, query
+
+
+def test_delete_removes_the_asset_and_its_files(server: LiveServer, tmp_path: Path) -> None:
+    asset = server.upload_video(tmp_path, seconds=1)
+    assert server.client.delete(f"{server.api}/assets/{asset['assetId']}").status_code == 204
+    assert server.client.get(f"{server.api}/assets/{asset['assetId']}").status_code == 404
+    assert httpx.get(asset["url"]).status_code == 404
+    assert _leftovers(server) == []
+
+
+def test_signed_urls_refuse_tampering(server: LiveServer, tmp_path: Path) -> None:
+    asset = server.upload_video(tmp_path, seconds=1)
+    url = asset["url"]
+    assert httpx.get(url.replace("sig=", "sig=0")).status_code == 404
+    assert httpx.get(url.replace("video.mp4", "preview.jpg")).status_code == 404
+    escaped = url.split("/files/")[0] + "/files/../vidmorph.db?expires=9999999999&sig=x"
+    assert httpx.get(escaped).status_code == 404

@@ -1,0 +1,46 @@
+"""Moderation at admission: a FAILED task with SAFETY.INPUT.TEXT, its callback, suspension."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.harness import start_server
+from tests.receiver import Receiver
+from vidmorph.config import Settings
+
+
+def test_flagged_prompt_fails_at_once_calls_back_and_suspends(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with Receiver() as hook, start_server(make_settings(moderation_suspend_after=2)) as live:
+        asset = live.upload_video(tmp_path, seconds=1)
+        bad = {"assetId": asset["assetId"], "text_prompt": "graphic child porn scene",
+               "replyUrl": f"{hook.url}/cb", "replyRef": "m1"}
+        resp = live.create(bad)
+        assert resp.status_code == 200
+        task = resp.json()
+        assert task["status"] == "FAILED"
+        error = task["error"]
+        assert error["reason"] == "SAFETY.INPUT.TEXT" and error["tally_asimov"] is True
+        assert error["moderation_category"] == "sexual/minors"
+        assert "did not pass moderation" in error["message"] == error["errorMessage"]
+        assert task["features"]["numPlanCredits_used"] == 0
+        assert hook.wait_for_count(1, 10)
+        sent = hook.requests[0].json()
+        assert sent["taskId"] == task["taskId"] and sent["status"] == "FAILED"
+        assert sent["replyRef"] == "m1"
+        assert live.create(bad).json()["status"] == "FAILED"  # second strike suspends
+        suspended = live.create({"assetId": asset["assetId"], "text_prompt": "a calm lake"})
+        assert suspended.status_code == 401
+        assert suspended.json() == {"error": "This account has been suspended.", "code": 401}
+        live.ctx.accounts.set_suspended(1, "default@vidmorph.local", False)
+        assert live.create({"assetId": asset["assetId"], "text_prompt": "a calm lake"}).status_code == 200
+
+
+def test_benign_prompts_are_admitted(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    with start_server(make_settings(workers=0)) as live:
+        asset = live.upload_video(tmp_path, seconds=1)
+        for prompt in ("a knight fighting a dragon", "zombie apocalypse, dark horror mood"):
+            task = live.create({"assetId": asset["assetId"], "text_prompt": prompt}).json()
+            assert task["status"] == "PENDING", prompt

@@ -1,0 +1,105 @@
+"""Task life over HTTP: progress, placeInLine, list filters, cancel, delete, scheduler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from tests.harness import LiveServer, start_server
+from vidmorph.config import Settings
+
+SLOW = "tests.engines.fixtures:slow"
+
+
+def test_running_task_reports_string_progress_then_cancel_stops_it(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(engine=SLOW)) as live:
+        asset = live.upload_video(tmp_path, seconds=2)
+        task = live.create({"assetId": asset["assetId"], "text_prompt": "night"}).json()
+        tid = task["taskId"]
+        deadline = time.monotonic() + 30
+        body = live.wait_task(tid, {"RUNNING"})
+        while float(body["progressRatio"] or 0) <= 0.15 and time.monotonic() < deadline:
+            body = live.client.get(f"{live.api}/tasks/{tid}").json()
+        assert body["status"] == "RUNNING" and isinstance(body["progressRatio"], str)
+        assert body["progressText"]
+        assert live.client.delete(f"{live.api}/tasks/{tid}").status_code == 204
+        cancelled = live.client.get(f"{live.api}/tasks/{tid}").json()
+        assert cancelled["status"] == "CANCELLED" and cancelled["artifacts"] == []
+        frozen = cancelled["progressRatio"]
+        time.sleep(0.6)  # several frame batches: the engine must have stopped
+        after = live.client.get(f"{live.api}/tasks/{tid}").json()
+        assert after["status"] == "CANCELLED" and after["progressRatio"] == frozen
+        assert live.client.get(f"{live.api}/features/").json()["used"]["numPlanCredits"] == 0
+        # the worker is free again: the next task runs to the end
+        nxt = live.create({"assetId": asset["assetId"], "text_prompt": "x", "seconds": 1}).json()
+        assert live.wait_task(nxt["taskId"], {"SUCCEEDED", "FAILED"})["status"] == "SUCCEEDED"
+
+
+def test_pending_tasks_show_place_in_line_and_can_be_cancelled(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(workers=0)) as live:
+        asset = live.upload_video(tmp_path, seconds=1)
+        tasks = [live.create({"assetId": asset["assetId"], "text_prompt": f"p{i}"}).json()
+                 for i in range(3)]
+        places = [live.client.get(f"{live.api}/tasks/{t['taskId']}").json()["placeInLine"]
+                  for t in tasks]
+        assert places == [1, 2, 3]
+        sched = live.client.get(f"{live.api}/scheduler/").json()
+        assert [s["taskId"] for s in sched] == [t["taskId"] for t in tasks]
+        assert live.client.delete(f"{live.api}/scheduler/{tasks[0]['taskId']}").status_code == 204
+        first = live.client.get(f"{live.api}/tasks/{tasks[0]['taskId']}").json()
+        assert first["status"] == "CANCELLED"
+        assert live.client.get(f"{live.api}/tasks/{tasks[1]['taskId']}").json()["placeInLine"] == 1
+        again = live.client.delete(f"{live.api}/scheduler/{tasks[0]['taskId']}")
+        assert again.status_code == 404 and again.json()["code"] == 404
+
+
+def test_list_filters_by_status_and_rejects_unknown_ones(server: LiveServer, tmp_path: Path) -> None:
+    asset = server.upload_video(tmp_path, seconds=1)
+    done = server.create({"assetId": asset["assetId"], "text_prompt": "sepia"}).json()
+    server.wait_task(done["taskId"], {"SUCCEEDED"})
+    listed = server.client.get(f"{server.api}/tasks/?offset=0&limit=10&statuses=SUCCEEDED").json()
+    assert [t["taskId"] for t in listed] == [done["taskId"]]
+    assert server.client.get(f"{server.api}/tasks/?statuses=PENDING,RUNNING").json() == []
+    assert server.client.get(f"{server.api}/tasks/?statuses=BOGUS").status_code == 400
+    assert server.client.get(f"{server.api}/tasks/?limit=0").status_code == 400
+
+
+def test_deleting_a_finished_task_removes_it_and_its_files(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    asset = server.upload_video(tmp_path, seconds=1)
+    task = server.create({"assetId": asset["assetId"], "text_prompt": "noir"}).json()
+    done = server.wait_task(task["taskId"], {"SUCCEEDED"})
+    url = done["artifacts"][0]["url"]
+    assert httpx.get(url).status_code == 200
+    encoded = quote(task["taskId"], safe="")
+    assert server.client.delete(f"{server.api}/tasks/{encoded}").status_code == 204
+    assert server.client.get(f"{server.api}/tasks/{task['taskId']}").status_code == 404
+    assert httpx.get(url).status_code == 404
+
+
+def test_engine_failure_ends_failed_with_a_public_message(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(engine="tests.engines.fixtures:raises")) as live:
+        asset = live.upload_video(tmp_path, seconds=1)
+        task = live.create({"assetId": asset["assetId"], "text_prompt": "x"}).json()
+        done = live.wait_task(task["taskId"], {"FAILED", "SUCCEEDED"})
+        assert done["status"] == "FAILED"
+        assert done["error"]["reason"].startswith("INTERNAL")
+        assert "exploded" not in str(done["error"])  # no internals leak into bodies
+        assert live.client.get(f"{live.api}/features/").json()["used"]["numPlanCredits"] == 0
+
+
+def test_unknown_routes_and_ids_use_the_envelope(server: LiveServer) -> None:
+    assert server.client.get(f"{server.api}/nope").json() == {"error": "Not found.", "code": 404}
+    resp = server.client.get(f"{server.api}/tasks/not-a-task-id")
+    assert resp.status_code == 404 and resp.json()["code"] == 404

@@ -1,0 +1,57 @@
+"""Failure-mode engines behind the public Engine protocol, for tests (never patches of ours)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from vidmorph.engines.base import EngineInfo, GenerationInput, RunHooks
+from vidmorph.media.clip import Clip
+
+BATCH = 4
+
+
+class SlowEngine:
+    """Inverts colours in batches of 4 frames, sleeping between batches: a long RUNNING phase."""
+
+    info = EngineInfo(name="slow", devices=("cpu",), max_seconds=60, deterministic=True)
+    batch_sleep_s = 0.15
+
+    def load(self, device: str) -> None:
+        pass
+
+    def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
+        out = np.empty_like(clip.frames)
+        for start in range(0, clip.num_frames, BATCH):
+            hooks.check_cancelled()
+            time.sleep(self.batch_sleep_s)
+            out[start : start + BATCH] = 255 - clip.frames[start : start + BATCH]
+            hooks.progress(min(1.0, (start + BATCH) / clip.num_frames))
+        return Clip(out, clip.fps)
+
+
+class RaisesMidway(SlowEngine):
+    info = EngineInfo(name="raises", devices=("cpu",), max_seconds=60, deterministic=True)
+    batch_sleep_s = 0.0
+
+    def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
+        hooks.progress(0.5)
+        raise RuntimeError("engine exploded at frame 12")
+
+
+class FailsInLoad(SlowEngine):
+    def load(self, device: str) -> None:
+        raise RuntimeError("no weights here")
+
+
+def slow() -> SlowEngine:
+    return SlowEngine()
+
+
+def raises() -> RaisesMidway:
+    return RaisesMidway()
+
+
+def fails_in_load() -> FailsInLoad:
+    return FailsInLoad()
