@@ -51,7 +51,8 @@ def create(
     req: CreateRequest,
     task_type: str,
     idempotency_key: str | None = None,
-) -> Task:
+) -> tuple[Task, Asset]:
+    """Admit a new task; returns it with its source asset (the response shows its URLs)."""
     asset = asset_service.get(ctx, user, req.asset_id)
     if asset.media_type != "video" or asset.meta is None:
         raise errors.BadRequest(f"assetId {req.asset_id} is not a video.")
@@ -68,10 +69,10 @@ def create(
         idempotency = (idempotency_key, _request_hash(req, task_type))
         first = ctx.tasks.find_idempotent(user.id, *idempotency)
         if first is not None:
-            return first
+            return first, asset
     flag = ctx.moderator.check(req.text_prompt)
     if flag is not None:
-        return _fail_moderated(ctx, task, flag.category, flag.message)
+        return _fail_moderated(ctx, task, flag.category, flag.message), asset
     task, created = ctx.tasks.admit(
         task,
         max_jobs=req.max_jobs or account.max_jobs,
@@ -80,7 +81,7 @@ def create(
     )
     if created:
         ctx.dispatch(task.uuid, 1 if task.params.explore_mode else 0)
-    return task
+    return task, asset
 
 
 def _new_task(

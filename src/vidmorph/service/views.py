@@ -5,6 +5,9 @@ Callbacks send exactly what `GET /tasks/{taskId}` returns, so both call `task_vi
 
 from __future__ import annotations
 
+import shutil
+import time
+from collections.abc import Callable
 from typing import Any
 
 from vidmorph.domain.clock import iso
@@ -23,10 +26,14 @@ def task_name(task_type: str, seed: int, prompt: str) -> str:
     return f"{_TYPE_NAMES.get(task_type, task_type)} {seed}, {prompt[:80]}"
 
 
-def task_view(ctx: AppContext, task: Task) -> dict[str, Any]:
+def task_view(
+    ctx: AppContext, task: Task, source: Asset | None = None, account: Account | None = None
+) -> dict[str, Any]:
+    """The task object; `source` and `account`, when the caller has them, save two reads."""
     p = task.params
     name = task_name(task.task_type, p.seed, p.text_prompt)
-    source = ctx.assets.get(task.user_id, p.asset_uuid)
+    if source is None or source.uuid != p.asset_uuid:
+        source = ctx.assets.get(task.user_id, p.asset_uuid)
     ratio = task.progress_ratio
     body: dict[str, Any] = {
         "taskId": task.task_id,
@@ -64,7 +71,7 @@ def task_view(ctx: AppContext, task: Task) -> dict[str, Any]:
         "placeInLine": None,
         "artifacts": [artifact_view(ctx, a, task) for a in task.artifacts],
         "sharedAsset": None,
-        "features": features_of(ctx, task.user_id, task.email),
+        "features": features_of(ctx, task.user_id, task.email, account),
         "replyUrl": task.reply_url,
         "replyRef": task.reply_ref,
         "code": 200,
@@ -77,7 +84,11 @@ def task_view(ctx: AppContext, task: Task) -> dict[str, Any]:
 
 
 def estimated_start_s(ctx: AppContext, place_in_line: int) -> int:
-    speed = eta.seconds_per_output_second(ctx.tasks.recent_runs(), _DEFAULT_SPEED)
+    speed = _cached(
+        f"speed:{id(ctx)}",
+        5.0,
+        lambda: eta.seconds_per_output_second(ctx.tasks.recent_runs(), _DEFAULT_SPEED),
+    )
     task_s = speed * ctx.settings.max_seconds
     slots = max(ctx.settings.workers, 1)
     return eta.estimated_start_s(place_in_line, ctx.tasks.running_count(), slots, task_s)
@@ -198,8 +209,11 @@ def account_view(account: Account) -> dict[str, Any]:
     return body
 
 
-def features_of(ctx: AppContext, user_id: int, email: str) -> dict[str, Any]:
-    account = ctx.accounts.get(user_id, email)
+def features_of(
+    ctx: AppContext, user_id: int, email: str, account: Account | None = None
+) -> dict[str, Any]:
+    if account is None or account.email != email:
+        account = ctx.accounts.get(user_id, email)
     permitted = account.num_plan_credits if account else 0
     used = account.credits_used if account else 0
     return {
@@ -223,6 +237,19 @@ def features_view(ctx: AppContext, account: Account) -> dict[str, Any]:
 
 
 def _storage_gb(ctx: AppContext) -> int:
-    import shutil
+    return int(
+        _cached(f"storage:{id(ctx)}", 60.0, lambda: shutil.disk_usage(ctx.storage.root).total / 1e9)
+    )
 
-    return int(shutil.disk_usage(ctx.storage.root).total / 1e9)
+
+_CACHE: dict[str, tuple[float, float]] = {}
+
+
+def _cached(key: str, ttl_s: float, compute: Callable[[], float]) -> float:
+    """Slow-moving figures (disk size, measured speed) recomputed at most every `ttl_s`."""
+    now = time.monotonic()
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] < now:
+        hit = (now + ttl_s, compute())
+        _CACHE[key] = hit
+    return hit[1]

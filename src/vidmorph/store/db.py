@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,8 @@ class Database:
                 url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20
             )
             _sqlite_pragmas(self.engine)
+            self._immediate = self.engine.execution_options(begin_mode="IMMEDIATE")
+            self._write_lock = threading.Lock()
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

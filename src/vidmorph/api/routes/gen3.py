@@ -22,7 +22,8 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 def _create(
     ctx: AppContext, user: User, req: CreateRequest, task_type: str, key: str | None
 ) -> dict[str, Any]:
-    return task_view(ctx, generate.create(ctx, user, req, task_type, key))
+    task, source = generate.create(ctx, user, req, task_type, key)
+    return task_view(ctx, task, source)
 
 
 @router.post("/gen3/video")
