@@ -28,6 +28,7 @@ class Services:
     deliverer: Deliverer
 
     def start(self) -> None:
+        self.ctx.moderator.warm()  # the classifier loads in ~2 s; not on the first request
         self.dispatcher.start()
         self.deliverer.start()
 

@@ -17,7 +17,10 @@ def test_create_update_read_and_delete_an_account(server: LiveServer) -> None:
     updated = server.client.post(f"{api}/accounts/me@x.com", data={"maxJobs": "2"}).json()
     assert updated["maxJobs"] == 2
     assert server.client.get(f"{api}/accounts/me@x.com").json()["maxJobs"] == 2
-    assert set(server.client.get(f"{api}/accounts").json()) == {"default@vidmorph.local", "me@x.com"}
+    assert set(server.client.get(f"{api}/accounts").json()) == {
+        "default@vidmorph.local",
+        "me@x.com",
+    }
     assert server.client.delete(f"{api}/accounts/me@x.com").status_code == 204
     gone = server.client.get(f"{api}/accounts/me@x.com")
     assert gone.status_code == 404 and "Configuration not found" in gone.json()["error"]

@@ -66,8 +66,10 @@ def test_credits_are_reserved_released_and_412_when_short(
         assert task["features"]["numPlanCredits_used"] == 20  # 10 credits/s x 2 s
         short = live.create(body)
         assert short.status_code == 412
-        assert short.json() == {"error": "You do not have enough credits to run this task.",
-                                "code": 412}
+        assert short.json() == {
+            "error": "You do not have enough credits to run this task.",
+            "code": 412,
+        }
         assert live.client.delete(f"{live.api}/tasks/{task['taskId']}").status_code == 204
         assert live.client.get(f"{live.api}/features/").json()["used"]["numPlanCredits"] == 0
         assert live.create(body).status_code == 200
@@ -80,7 +82,9 @@ def test_explore_mode_is_free_and_waits_behind_others(
 ) -> None:
     with start_server(make_settings(workers=0)) as live:
         asset = live.upload_video(tmp_path, seconds=1)
-        relaxed = live.create({"assetId": asset["assetId"], "text_prompt": "a", "exploreMode": True})
+        relaxed = live.create(
+            {"assetId": asset["assetId"], "text_prompt": "a", "exploreMode": True}
+        )
         normal = live.create({"assetId": asset["assetId"], "text_prompt": "b"})
         assert relaxed.json()["features"]["numPlanCredits_used"] == 0
         assert normal.json()["features"]["numPlanCredits_used"] == 10

@@ -52,7 +52,9 @@ def test_bad_bodies_get_clear_400s_and_leave_nothing_behind(
     }
     for label, body in bodies.items():
         resp = server.client.post(
-            f"{server.api}/assets/?name={label}", content=body, headers={"Content-Type": "video/mp4"}
+            f"{server.api}/assets/?name={label}",
+            content=body,
+            headers={"Content-Type": "video/mp4"},
         )
         assert resp.status_code == 400, (label, resp.text)
         assert resp.json()["code"] == 400 and len(resp.json()["error"]) > 10

@@ -50,6 +50,9 @@ def test_another_users_asset_and_task_are_404(server: LiveServer, tmp_path: Path
         assert resp.status_code == 404, path
         assert resp.json()["code"] == 404
     assert intruder.delete(f"{server.api}/tasks/{task['taskId']}").status_code == 404
-    assert intruder.post(
-        f"{server.api}/gen3/video", json={"assetId": asset["assetId"], "text_prompt": "x"}
-    ).status_code == 404
+    assert (
+        intruder.post(
+            f"{server.api}/gen3/video", json={"assetId": asset["assetId"], "text_prompt": "x"}
+        ).status_code
+        == 404
+    )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.harness import start_server
-from tests.receiver import RecordedRequest, Receiver
+from tests.receiver import Receiver, RecordedRequest
 from vidmorph.callbacks.signing import verify
 from vidmorph.config import Settings
 
@@ -20,8 +20,14 @@ def test_receiver_that_fails_first_still_gets_the_signed_terminal_task(
 
     with Receiver(status=500) as hook, start_server(make_settings()) as live:
         asset = live.upload_video(tmp_path, seconds=2)
-        task = live.create({"assetId": asset["assetId"], "text_prompt": "sunset",
-                            "replyUrl": f"{hook.url}/done", "replyRef": "ref-9"}).json()
+        task = live.create(
+            {
+                "assetId": asset["assetId"],
+                "text_prompt": "sunset",
+                "replyUrl": f"{hook.url}/done",
+                "replyRef": "ref-9",
+            }
+        ).json()
         live.wait_task(task["taskId"], {"SUCCEEDED"})
         # The receiver keeps failing: the terminal delivery is retried with backoff...
         assert hook.wait_for(lambda reqs: len(terminal(reqs)) >= 3, 20)
@@ -36,15 +42,21 @@ def test_receiver_that_fails_first_still_gets_the_signed_terminal_task(
         secret = live.ctx.users.get(1).webhook_secret  # type: ignore[union-attr]
         for req in hook.requests:
             h = req.headers
-            assert verify(secret, h["webhook-id"], int(h["webhook-timestamp"]), req.body,
-                          h["webhook-signature"])
+            assert verify(
+                secret,
+                h["webhook-id"],
+                int(h["webhook-timestamp"]),
+                req.body,
+                h["webhook-signature"],
+            )
         body = final[-1].json()
         assert body["replyRef"] == "ref-9" and body["artifacts"][0]["url"]
         assert "RUNNING" in [r.json()["status"] for r in hook.requests]
         current = live.client.get(f"{live.api}/tasks/{task['taskId']}").json()
         volatile = ("artifacts", "options", "features", "updatedAt")
         assert {k: v for k, v in body.items() if k not in volatile} == {
-            k: v for k, v in current.items() if k not in volatile}
+            k: v for k, v in current.items() if k not in volatile
+        }
         time.sleep(0.5)
         assert len(terminal(hook.requests)) == len(final)
 
@@ -54,15 +66,18 @@ def test_account_reply_url_is_the_default_and_private_targets_need_opt_in(
 ) -> None:
     with Receiver() as hook, start_server(make_settings(callback_allow_private=False)) as live:
         asset = live.upload_video(tmp_path, seconds=1)
-        resp = live.create({"assetId": asset["assetId"], "text_prompt": "x",
-                            "replyUrl": f"{hook.url}/x"})
+        resp = live.create(
+            {"assetId": asset["assetId"], "text_prompt": "x", "replyUrl": f"{hook.url}/x"}
+        )
         assert resp.status_code == 400 and "VIDMORPH_CALLBACK_ALLOW_PRIVATE" in resp.json()["error"]
-        saved = live.client.post(f"{live.api}/accounts/default@vidmorph.local",
-                                 json={"replyUrl": "http://10.1.2.3/hook"})
+        saved = live.client.post(
+            f"{live.api}/accounts/default@vidmorph.local", json={"replyUrl": "http://10.1.2.3/hook"}
+        )
         assert saved.status_code == 400
     with Receiver() as hook, start_server(make_settings()) as live:
-        live.client.post(f"{live.api}/accounts/default@vidmorph.local",
-                         json={"replyUrl": f"{hook.url}/acct"})
+        live.client.post(
+            f"{live.api}/accounts/default@vidmorph.local", json={"replyUrl": f"{hook.url}/acct"}
+        )
         asset = live.upload_video(tmp_path, seconds=1)
         task = live.create({"assetId": asset["assetId"], "text_prompt": "x"}).json()
         assert task["replyUrl"] == f"{hook.url}/acct"

@@ -20,10 +20,15 @@ def _download(url: str, path: Path) -> Path:
 
 def test_json_create_runs_to_a_1280x768_h264_artifact(server: LiveServer, tmp_path: Path) -> None:
     asset = server.upload_video(tmp_path, seconds=2, size=(480, 360), fps=30, audio=True)
-    resp = server.create({
-        "assetId": asset["assetId"], "text_prompt": "the same street at night in the rain",
-        "structure_transformation": 6, "seed": 42, "replyRef": "r1",
-    })
+    resp = server.create(
+        {
+            "assetId": asset["assetId"],
+            "text_prompt": "the same street at night in the rain",
+            "structure_transformation": 6,
+            "seed": 42,
+            "replyRef": "r1",
+        }
+    )
     assert resp.status_code == 200, resp.text
     task = resp.json()
     assert task["status"] == "PENDING" and task["taskType"] == "gen3a" and task["code"] == 200
@@ -38,7 +43,12 @@ def test_json_create_runs_to_a_1280x768_h264_artifact(server: LiveServer, tmp_pa
     art = done["artifacts"][0]
     assert art["metadata"]["dimensions"] == [1280, 768] and art["metadata"]["frameRate"] == 24
     out = probe_output(_download(art["url"], tmp_path / "out.mp4"))
-    assert (out["codec"], out["width"], out["height"], out["pix_fmt"]) == ("h264", 1280, 768, "yuv420p")
+    assert (out["codec"], out["width"], out["height"], out["pix_fmt"]) == (
+        "h264",
+        1280,
+        768,
+        "yuv420p",
+    )
     assert round(out["fps"]) == 24 and abs(out["duration_s"] - 2.0) <= 1 / 24 + 1e-6
     assert out["has_audio"] and out["faststart"]
     listed = server.client.get(f"{server.api}/assets/?mediaType=video").json()
@@ -60,9 +70,18 @@ def test_output_lasts_min_of_seconds_and_input(server: LiveServer, tmp_path: Pat
 
 def test_multipart_form_values_are_coerced(server: LiveServer, tmp_path: Path) -> None:
     asset = server.upload_video(tmp_path, seconds=1)
-    form = {"assetId": asset["assetId"], "text_prompt": "sepia", "structure_transformation": "2.5",
-            "seconds": "1", "seed": "77", "exploreMode": "false", "replyRef": ""}
-    resp = server.client.post(f"{server.api}/gen3/video", files={k: (None, v) for k, v in form.items()})
+    form = {
+        "assetId": asset["assetId"],
+        "text_prompt": "sepia",
+        "structure_transformation": "2.5",
+        "seconds": "1",
+        "seed": "77",
+        "exploreMode": "false",
+        "replyRef": "",
+    }
+    resp = server.client.post(
+        f"{server.api}/gen3/video", files={k: (None, v) for k, v in form.items()}
+    )
     assert resp.status_code == 200, resp.text
     opts = resp.json()["options"]
     assert opts["structure_transformation"] == 0.25 and opts["seed"] == 77 and opts["seconds"] == 1
@@ -112,8 +131,14 @@ def test_same_seed_gives_the_same_frames(server: LiveServer, tmp_path: Path) -> 
     asset = server.upload_video(tmp_path, seconds=1)
     outputs = []
     for n, seed in enumerate((5, 5, 6)):
-        task = server.create({"assetId": asset["assetId"], "text_prompt": "a dreamy alien world",
-                              "seed": seed, "structure_transformation": 7}).json()
+        task = server.create(
+            {
+                "assetId": asset["assetId"],
+                "text_prompt": "a dreamy alien world",
+                "seed": seed,
+                "structure_transformation": 7,
+            }
+        ).json()
         done = server.wait_task(task["taskId"], {"SUCCEEDED", "FAILED"})
         outputs.append(read_frames(_download(done["artifacts"][0]["url"], tmp_path / f"{n}.mp4")))
     assert np.array_equal(outputs[0], outputs[1])
@@ -122,16 +147,20 @@ def test_same_seed_gives_the_same_frames(server: LiveServer, tmp_path: Path) -> 
 
 def test_turbo_portrait_output_and_half_price(server: LiveServer, tmp_path: Path) -> None:
     asset = server.upload_video(tmp_path, seconds=2, size=(320, 240))
-    resp = server.create({"assetId": asset["assetId"], "text_prompt": "comic", "aspect_ratio":
-                          "portrait"}, route="gen3turbo/video")
+    resp = server.create(
+        {"assetId": asset["assetId"], "text_prompt": "comic", "aspect_ratio": "portrait"},
+        route="gen3turbo/video",
+    )
     task = resp.json()
     assert task["taskType"] == "gen3a_turbo" and task["features"]["numPlanCredits_used"] == 10
     assert (task["options"]["width"], task["options"]["height"]) == (768, 1280)
     done = server.wait_task(task["taskId"], {"SUCCEEDED", "FAILED"})
     out = probe_output(_download(done["artifacts"][0]["url"], tmp_path / "p.mp4"))
     assert (out["width"], out["height"]) == (768, 1280)
-    bad = server.create({"assetId": asset["assetId"], "text_prompt": "x", "aspect_ratio": "square"},
-                        route="gen3turbo/video")
+    bad = server.create(
+        {"assetId": asset["assetId"], "text_prompt": "x", "aspect_ratio": "square"},
+        route="gen3turbo/video",
+    )
     assert bad.status_code == 400
 
 

@@ -15,8 +15,12 @@ def test_flagged_prompt_fails_at_once_calls_back_and_suspends(
 ) -> None:
     with Receiver() as hook, start_server(make_settings(moderation_suspend_after=2)) as live:
         asset = live.upload_video(tmp_path, seconds=1)
-        bad = {"assetId": asset["assetId"], "text_prompt": "graphic child porn scene",
-               "replyUrl": f"{hook.url}/cb", "replyRef": "m1"}
+        bad = {
+            "assetId": asset["assetId"],
+            "text_prompt": "graphic child porn scene",
+            "replyUrl": f"{hook.url}/cb",
+            "replyRef": "m1",
+        }
         resp = live.create(bad)
         assert resp.status_code == 200
         task = resp.json()
@@ -35,10 +39,15 @@ def test_flagged_prompt_fails_at_once_calls_back_and_suspends(
         assert suspended.status_code == 401
         assert suspended.json() == {"error": "This account has been suspended.", "code": 401}
         live.ctx.accounts.set_suspended(1, "default@vidmorph.local", False)
-        assert live.create({"assetId": asset["assetId"], "text_prompt": "a calm lake"}).status_code == 200
+        assert (
+            live.create({"assetId": asset["assetId"], "text_prompt": "a calm lake"}).status_code
+            == 200
+        )
 
 
-def test_benign_prompts_are_admitted(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+def test_benign_prompts_are_admitted(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
     with start_server(make_settings(workers=0)) as live:
         asset = live.upload_video(tmp_path, seconds=1)
         for prompt in ("a knight fighting a dragon", "zombie apocalypse, dark horror mood"):

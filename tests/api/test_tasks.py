@@ -46,10 +46,13 @@ def test_pending_tasks_show_place_in_line_and_can_be_cancelled(
 ) -> None:
     with start_server(make_settings(workers=0)) as live:
         asset = live.upload_video(tmp_path, seconds=1)
-        tasks = [live.create({"assetId": asset["assetId"], "text_prompt": f"p{i}"}).json()
-                 for i in range(3)]
-        places = [live.client.get(f"{live.api}/tasks/{t['taskId']}").json()["placeInLine"]
-                  for t in tasks]
+        tasks = [
+            live.create({"assetId": asset["assetId"], "text_prompt": f"p{i}"}).json()
+            for i in range(3)
+        ]
+        places = [
+            live.client.get(f"{live.api}/tasks/{t['taskId']}").json()["placeInLine"] for t in tasks
+        ]
         assert places == [1, 2, 3]
         sched = live.client.get(f"{live.api}/scheduler/").json()
         assert [s["taskId"] for s in sched] == [t["taskId"] for t in tasks]
@@ -61,7 +64,9 @@ def test_pending_tasks_show_place_in_line_and_can_be_cancelled(
         assert again.status_code == 404 and again.json()["code"] == 404
 
 
-def test_list_filters_by_status_and_rejects_unknown_ones(server: LiveServer, tmp_path: Path) -> None:
+def test_list_filters_by_status_and_rejects_unknown_ones(
+    server: LiveServer, tmp_path: Path
+) -> None:
     asset = server.upload_video(tmp_path, seconds=1)
     done = server.create({"assetId": asset["assetId"], "text_prompt": "sepia"}).json()
     server.wait_task(done["taskId"], {"SUCCEEDED"})

@@ -51,14 +51,33 @@ def tasks(db: Database) -> TaskStore:
 def new_task(user_id: int = 1, credits: int = 100, explore: bool = False) -> Task:
     now = utcnow()
     params = GenerationParams(
-        asset_uuid=ids.new_uuid(), text_prompt="night", structure_transformation=3.0,
-        seconds=10, seed=7, explore_mode=explore, width=1280, height=768,
+        asset_uuid=ids.new_uuid(),
+        text_prompt="night",
+        structure_transformation=3.0,
+        seconds=10,
+        seed=7,
+        explore_mode=explore,
+        width=1280,
+        height=768,
     )
     return Task(
-        uuid=ids.new_uuid(), user_id=user_id, email=EMAIL, task_type="gen3a",
-        status=TaskStatus.PENDING, params=params, reply_url=None, reply_ref="ref", credits=credits,
-        progress_ratio=None, progress_text=None, error=None, attempts=0, lease_owner=None,
-        lease_expires_at=None, created_at=now, updated_at=now,
+        uuid=ids.new_uuid(),
+        user_id=user_id,
+        email=EMAIL,
+        task_type="gen3a",
+        status=TaskStatus.PENDING,
+        params=params,
+        reply_url=None,
+        reply_ref="ref",
+        credits=credits,
+        progress_ratio=None,
+        progress_text=None,
+        error=None,
+        attempts=0,
+        lease_owner=None,
+        lease_expires_at=None,
+        created_at=now,
+        updated_at=now,
     )
 
 
@@ -161,7 +180,9 @@ def test_a_task_is_claimed_once(tasks: TaskStore) -> None:
     assert tasks.heartbeat(task.uuid, "w1", 30)
 
 
-def test_lapsed_lease_requeues_then_fails_after_max_attempts(db: Database, tasks: TaskStore) -> None:
+def test_lapsed_lease_requeues_then_fails_after_max_attempts(
+    db: Database, tasks: TaskStore
+) -> None:
     task = admit(tasks, new_task(credits=50))[0]
     error = {"reason": "INTERNAL.WORKER_LOST"}
     for attempt in (1, 2):

@@ -25,7 +25,12 @@ def test_emails_with_dashes_and_the_wrong_kind() -> None:
     parsed = ids.parse_id(raw, "asset")
     assert parsed is not None and parsed.email == "a-b-task@x-y.com"
     assert ids.parse_id(raw, "task") is None
-    for bad in ("", "task:" + UID, f"user:x-runwayml:a@b-task:{UID}", "user:1-runwayml:a@b-task:nope"):
+    for bad in (
+        "",
+        "task:" + UID,
+        f"user:x-runwayml:a@b-task:{UID}",
+        "user:1-runwayml:a@b-task:nope",
+    ):
         assert ids.parse_id(bad, "task") is None
 
 

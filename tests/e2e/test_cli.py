@@ -18,16 +18,40 @@ ROOT = Path(__file__).resolve().parents[2]
 def _run(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDMORPH_")}
     env.update(VIDMORPH_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "vidmorph", *args], capture_output=True,
-                          text=True, timeout=120, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "vidmorph", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_generate_uploads_follows_and_downloads(server: LiveServer, tmp_path: Path) -> None:
     source = make_video(tmp_path / "clip.mp4", seconds=2, size=(640, 360))
     out = tmp_path / "result.mp4"
-    done = _run(["generate", str(source), "--prompt", "watercolor painting", "--seconds", "1",
-                 "--structure", "5", "--seed", "9", "-o", str(out), "--url", server.base_url,
-                 "--token", server.token], tmp_path / "cli-data")
+    done = _run(
+        [
+            "generate",
+            str(source),
+            "--prompt",
+            "watercolor painting",
+            "--seconds",
+            "1",
+            "--structure",
+            "5",
+            "--seed",
+            "9",
+            "-o",
+            str(out),
+            "--url",
+            server.base_url,
+            "--token",
+            server.token,
+        ],
+        tmp_path / "cli-data",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "seed 9" in done.stdout
     info = probe_output(out)
@@ -37,8 +61,21 @@ def test_generate_uploads_follows_and_downloads(server: LiveServer, tmp_path: Pa
 
 def test_generate_reports_http_errors(server: LiveServer, tmp_path: Path) -> None:
     source = make_video(tmp_path / "clip.mp4", seconds=1)
-    done = _run(["generate", str(source), "--prompt", "x", "-o", str(tmp_path / "o.mp4"),
-                 "--url", server.base_url, "--token", "user:1-wrong"], tmp_path / "d")
+    done = _run(
+        [
+            "generate",
+            str(source),
+            "--prompt",
+            "x",
+            "-o",
+            str(tmp_path / "o.mp4"),
+            "--url",
+            server.base_url,
+            "--token",
+            "user:1-wrong",
+        ],
+        tmp_path / "d",
+    )
     assert done.returncode == 1 and "401" in done.stdout
 
 

@@ -25,14 +25,24 @@ TOKEN = "user:1-restarttoken00000000000000"
 def serve(data_dir: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDMORPH_")}
     env.update(
-        VIDMORPH_DATA_DIR=str(data_dir), VIDMORPH_PORT=str(port), VIDMORPH_API_TOKEN=TOKEN,
-        VIDMORPH_ENGINE="tests.engines.fixtures:slow", VIDMORPH_LEASE_S="2",
-        VIDMORPH_RECOVER_INTERVAL_S="0.5", VIDMORPH_CALLBACK_ALLOW_PRIVATE="true",
-        VIDMORPH_CALLBACK_RETRY_BASE_S="0.2", PYTHONPATH=str(ROOT),
+        VIDMORPH_DATA_DIR=str(data_dir),
+        VIDMORPH_PORT=str(port),
+        VIDMORPH_API_TOKEN=TOKEN,
+        VIDMORPH_ENGINE="tests.engines.fixtures:slow",
+        VIDMORPH_LEASE_S="2",
+        VIDMORPH_RECOVER_INTERVAL_S="0.5",
+        VIDMORPH_CALLBACK_ALLOW_PRIVATE="true",
+        VIDMORPH_CALLBACK_RETRY_BASE_S="0.2",
+        PYTHONPATH=str(ROOT),
     )
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "vidmorph", "serve"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vidmorph", "serve"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -58,11 +68,19 @@ def test_task_interrupted_by_kill_9_is_run_again_and_calls_back(tmp_path: Path) 
     log = tmp_path / "serve.log"
     with Receiver() as hook:
         with serve(tmp_path / "data", port, log) as proc:
-            asset = client.post(f"{api}/assets/?name=in", content=video.read_bytes(),
-                                headers={"Content-Type": "video/mp4"}).json()
-            task = client.post(f"{api}/gen3/video", json={
-                "assetId": asset["assetId"], "text_prompt": "night", "replyUrl": f"{hook.url}/cb",
-            }).json()
+            asset = client.post(
+                f"{api}/assets/?name=in",
+                content=video.read_bytes(),
+                headers={"Content-Type": "video/mp4"},
+            ).json()
+            task = client.post(
+                f"{api}/gen3/video",
+                json={
+                    "assetId": asset["assetId"],
+                    "text_prompt": "night",
+                    "replyUrl": f"{hook.url}/cb",
+                },
+            ).json()
             tid = task["taskId"]
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:

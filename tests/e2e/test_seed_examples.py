@@ -11,12 +11,19 @@ from pathlib import Path
 from tests.harness import LiveServer
 
 CURL = [
-    "curl", "-s",
-    "-H", "Accept: application/json",
-    "-H", "Content-Type: application/json",
-    "-H", "Authorization: Bearer {token}",
-    "-X", "POST", "{base}/gen3/video",
-    "-d", '{{"assetId": "{asset}", "text_prompt": "{prompt}"}}',
+    "curl",
+    "-s",
+    "-H",
+    "Accept: application/json",
+    "-H",
+    "Content-Type: application/json",
+    "-H",
+    "Authorization: Bearer {token}",
+    "-X",
+    "POST",
+    "{base}/gen3/video",
+    "-d",
+    '{{"assetId": "{asset}", "text_prompt": "{prompt}"}}',
 ]
 
 FETCH = """
@@ -59,8 +66,12 @@ print(response.json() and __import__("json").dumps(response.json()))
 
 def _values(server: LiveServer, tmp_path: Path) -> dict[str, str]:
     asset = server.upload_video(tmp_path, seconds=1)
-    return {"asset": asset["assetId"], "prompt": "the same street, but at night in the rain",
-            "token": server.token, "base": server.api}
+    return {
+        "asset": asset["assetId"],
+        "prompt": "the same street, but at night in the rain",
+        "token": server.token,
+        "base": server.api,
+    }
 
 
 def _check(server: LiveServer, output: str) -> None:
@@ -83,13 +94,16 @@ def test_seed_javascript_fetch_example(server: LiveServer, tmp_path: Path) -> No
     assert node, "node is required for the seed example test"
     script = tmp_path / "example.mjs"
     script.write_text(FETCH.format(**_values(server, tmp_path)))
-    out = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [node, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
     _check(server, out.stdout)
 
 
 def test_seed_python_requests_example(server: LiveServer, tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(REQUESTS.format(**_values(server, tmp_path)))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
     _check(server, out.stdout)

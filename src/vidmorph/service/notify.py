@@ -81,7 +81,8 @@ class Deliverer:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=10)
         if self in Deliverer._instances:
             Deliverer._instances.remove(self)
 

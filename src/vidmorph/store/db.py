@@ -35,6 +35,8 @@ class Database:
             _sqlite_pragmas(self.engine)
             self._immediate = self.engine.execution_options(begin_mode="IMMEDIATE")
             self._write_lock = threading.Lock()
+            self._immediate = self.engine.execution_options(begin_mode="IMMEDIATE")
+            self._write_lock = threading.Lock()
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
@@ -45,12 +47,14 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        engine = (
-            self.engine.execution_options(begin_mode="IMMEDIATE")
-            if self.is_sqlite
-            else (self.engine)
-        )
-        with engine.begin() as conn:
+        if not self.is_sqlite:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        # SQLite's busy handler sleeps up to 100 ms between retries, which turns contention
+        # between our own threads into long stalls; queue them on a lock instead. Other
+        # processes still wait on the database lock (BEGIN IMMEDIATE + busy_timeout).
+        with self._write_lock, self._immediate.begin() as conn:
             yield conn
 
     def migrate(self) -> None:

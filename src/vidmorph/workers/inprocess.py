@@ -39,6 +39,10 @@ class InProcessDispatcher:
             self._queue.put((priority, next(self._seq), task_id))
 
     def start(self) -> None:
+        if self.workers > 0:
+            # Load the engine before taking work: a bad VIDMORPH_ENGINE stops start-up with a
+            # clear error instead of failing every task later.
+            self.ctx.engine()
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"vidmorph-worker-{n}", daemon=True)
             thread.start()
