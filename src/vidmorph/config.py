@@ -20,7 +20,15 @@ class Settings(BaseSettings):
     public_url: str = Field("", description="Base URL clients reach; empty means host:port.")
     api_token: str = Field("", description="Fixed token for the default user (user:1-...).")
     engine: str = Field("preview", description="Engine name, or module:factory for a plugin.")
-    engine_device: str = Field("cpu", description="Device the engine loads on.")
+    engine_device: str = Field("cpu", description="Device the engine loads on (cpu, cuda).")
+    ltx_model: str = Field(
+        "Lightricks/LTX-Video-0.9.8-13B-distilled",
+        description="VIDMORPH_ENGINE=ltx weights: a hub id or a local diffusers directory.",
+    )
+    wan_model: str = Field(
+        "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+        description="VIDMORPH_ENGINE=wan weights: a hub id or a local diffusers directory.",
+    )
 
     workers: int = Field(1, ge=0, description="In-process worker threads; 0 admits only.")
     lease_s: float = Field(30.0, gt=0, description="A running task's lease; renewed by a beat.")

@@ -5,22 +5,27 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+from vidmorph.config import Settings
 from vidmorph.engines.base import Engine
 
 
-def _preview() -> Engine:
+def _preview(settings: Settings) -> Engine:
     from vidmorph.engines.preview import PreviewEngine
 
     return PreviewEngine()
 
 
-BUILTIN: dict[str, Callable[[], Engine]] = {"preview": _preview}
+#: built-in engines; each factory reads only its own settings
+BUILTIN: dict[str, Callable[[Settings], Engine]] = {"preview": _preview}
 
 
-def create(name: str) -> Engine:
-    """A new, not yet loaded engine; ValueError for an unknown name."""
+def create(name: str, settings: Settings) -> Engine:
+    """A new, not yet loaded engine; ValueError for an unknown name.
+
+    A plugin (`package.module:factory`) is called with no arguments.
+    """
     if name in BUILTIN:
-        return BUILTIN[name]()
+        return BUILTIN[name](settings)
     if ":" in name:
         module_name, _, attr = name.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)

@@ -41,7 +41,7 @@ class AppContext:
         """The configured engine, created and loaded once per process, on first use."""
         with self._engine_lock:
             if self._engine is None:
-                engine = registry.create(self.settings.engine)
+                engine = registry.create(self.settings.engine, self.settings)
                 engine.load(self.settings.engine_device)
                 self._engine = engine
             return self._engine
