@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vidmorph import errors
@@ -22,7 +23,7 @@ async def save_account(email: str, request: Request, ctx: CtxDep, user: UserDep)
     if body.email is not None and body.email != email:
         raise errors.BadRequest("email in the body must match the email in the path.")
     account = await run_in_threadpool(accounts.save_account, ctx, user, email, body.model_dump())
-    return account_view(account)
+    return JSONResponse(account_view(account))
 
 
 @router.get("/accounts")
@@ -31,7 +32,7 @@ def list_accounts(ctx: CtxDep, user: UserDep) -> Any:
     found = ctx.accounts.all_of(user.id)
     if not found:
         raise errors.NotFound(accounts.NO_CONFIGURATION)
-    return {a.email: account_view(a) for a in found}
+    return JSONResponse({a.email: account_view(a) for a in found})
 
 
 @router.get("/accounts/{email}")
@@ -39,7 +40,7 @@ def get_account(email: str, ctx: CtxDep, user: UserDep) -> Any:
     account = ctx.accounts.get(user.id, email)
     if account is None:
         raise errors.NotFound(accounts.NO_CONFIGURATION)
-    return account_view(account)
+    return JSONResponse(account_view(account))
 
 
 @router.delete("/accounts/{email}", status_code=204)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vidmorph import errors
@@ -37,7 +37,7 @@ async def upload_asset(
     asset = await run_in_threadpool(
         asset_service.ingest, ctx, user, account.email, name or upload.stem, content_type, upload
     )
-    return await run_in_threadpool(asset_view, ctx, asset)
+    return JSONResponse(await run_in_threadpool(asset_view, ctx, asset))
 
 
 async def _receive(request: Request, tmp_dir: Path, max_bytes: int) -> Path:
@@ -72,12 +72,12 @@ def list_assets(
 ) -> Any:
     account = accounts.resolve_account(ctx, user, email)
     found = ctx.assets.page(user.id, account.email, mediaType, offset, limit)
-    return [asset_view(ctx, a) for a in found]
+    return JSONResponse([asset_view(ctx, a) for a in found])
 
 
 @router.get("/assets/{asset_id}")
 def get_asset(asset_id: str, ctx: CtxDep, user: UserDep) -> Any:
-    return asset_view(ctx, asset_service.get(ctx, user, asset_id))
+    return JSONResponse(asset_view(ctx, asset_service.get(ctx, user, asset_id)))
 
 
 @router.delete("/assets/{asset_id}", status_code=204)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from vidmorph.api.deps import CtxDep, UserDep
 from vidmorph.service import accounts
@@ -16,4 +17,4 @@ router = APIRouter()
 @router.get("/features/")
 @router.get("/features", include_in_schema=False)
 def features(ctx: CtxDep, user: UserDep, email: str | None = None) -> Any:
-    return features_view(ctx, accounts.resolve_account(ctx, user, email))
+    return JSONResponse(features_view(ctx, accounts.resolve_account(ctx, user, email)))

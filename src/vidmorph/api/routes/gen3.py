@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vidmorph.api.deps import CtxDep, UserDep, parse, read_body
@@ -29,11 +30,13 @@ def _create(
 @router.post("/gen3/video")
 async def gen3_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey = None) -> Any:
     body = parse(Gen3VideoIn, await read_body(request))
-    return await run_in_threadpool(_create, ctx, user, body.to_request(), "gen3a", key)
+    return JSONResponse(
+        await run_in_threadpool(_create, ctx, user, body.to_request(), "gen3a", key)
+    )
 
 
 @router.post("/gen3turbo/video")
 async def gen3turbo_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey = None) -> Any:
     body = parse(Gen3TurboVideoIn, await read_body(request))
     req = body.to_request(body.aspect_ratio)
-    return await run_in_threadpool(_create, ctx, user, req, "gen3a_turbo", key)
+    return JSONResponse(await run_in_threadpool(_create, ctx, user, req, "gen3a_turbo", key))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
 from vidmorph import errors
 from vidmorph.api.deps import CtxDep, UserDep
@@ -17,7 +18,7 @@ router = APIRouter()
 
 @router.get("/tasks/{task_id}")
 def get_task(task_id: str, ctx: CtxDep, user: UserDep) -> Any:
-    return task_view(ctx, tasks.get(ctx, user, task_id))
+    return JSONResponse(task_view(ctx, tasks.get(ctx, user, task_id)))
 
 
 @router.get("/tasks/")
@@ -35,7 +36,7 @@ def list_tasks(
     except ValueError as exc:
         raise errors.BadRequest(f"statuses: {exc}") from None
     found = tasks.page(ctx, user, email, wanted, offset, limit)
-    return [task_view(ctx, t) for t in found]
+    return JSONResponse([task_view(ctx, t) for t in found])
 
 
 @router.delete("/tasks/{task_id}", status_code=204)
@@ -47,7 +48,7 @@ def delete_task(task_id: str, ctx: CtxDep, user: UserDep) -> Response:
 @router.get("/scheduler/")
 @router.get("/scheduler", include_in_schema=False)
 def scheduler(ctx: CtxDep, user: UserDep) -> Any:
-    return tasks.scheduler(ctx, user)
+    return JSONResponse(tasks.scheduler(ctx, user))
 
 
 @router.delete("/scheduler/{task_id}", status_code=204)
