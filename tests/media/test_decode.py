@@ -1,0 +1,157 @@
+"""read_clip(): center crop, exact output size, timestamp resampling, trimming, rotation, images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.videos import FRAME_INDEX_STEP, make_image, make_video
+from vidmorph.errors import InvalidMedia
+from vidmorph.media.decode import read_clip
+
+RED, GREEN, BLUE = (230, 30, 30), (30, 200, 30), (30, 30, 230)
+
+
+def _framed(size: tuple[int, int], margin_px: int, *, sides: bool) -> np.ndarray:
+    """Green picture whose outer `margin_px` (left/right or top/bottom) is red, with a
+    blue 8 px stripe just inside the margins: after a correct crop the stripes are the edges."""
+    width, height = size
+    picture = np.empty((height, width, 3), dtype=np.uint8)
+    picture[:] = GREEN
+    if sides:
+        picture[:, : margin_px + 8] = BLUE
+        picture[:, width - margin_px - 8 :] = BLUE
+        picture[:, :margin_px] = RED
+        picture[:, width - margin_px :] = RED
+    else:
+        picture[: margin_px + 8] = BLUE
+        picture[height - margin_px - 8 :] = BLUE
+        picture[:margin_px] = RED
+        picture[height - margin_px :] = RED
+    return picture
+
+
+def _levels(frames: np.ndarray) -> list[int]:
+    """Which source frame each output frame shows, read from the "frame_index" grey level."""
+    return [round(float(frame.mean()) / FRAME_INDEX_STEP) for frame in frames]
+
+
+def test_landscape_1080p_side_margins_are_cropped_away(tmp_path: Path) -> None:
+    # 1920x1080 -> 5:3 keeps the middle 1800 columns: 60 px go from each side.
+    picture = _framed((1920, 1080), 60, sides=True)
+    video = make_video(
+        tmp_path / "wide.mp4", seconds=1 / 24, size=(1920, 1080), pattern=lambda _: picture
+    )
+
+    frame = read_clip(video, width=1280, height=768, max_seconds=5).frames[0].astype(int)
+
+    assert frame.shape == (768, 1280, 3)
+    for column in (frame[:, 1], frame[:, -2]):  # the stripes, not the red margins
+        assert np.abs(column - BLUE).max() < 40
+    assert np.abs(frame[:, 640] - GREEN).max() < 20
+
+
+def test_portrait_input_loses_top_and_bottom(tmp_path: Path) -> None:
+    # 720x1280 -> 768x1280 (3:5) keeps the middle 1200 rows: 40 px go from top and bottom.
+    picture = _framed((720, 1280), 40, sides=False)
+    video = make_video(
+        tmp_path / "tall.mp4", seconds=1 / 24, size=(720, 1280), pattern=lambda _: picture
+    )
+
+    frame = read_clip(video, width=768, height=1280, max_seconds=5).frames[0].astype(int)
+
+    assert frame.shape == (1280, 768, 3)
+    for row in (frame[1], frame[-2]):
+        assert np.abs(row - BLUE).max() < 40
+    assert np.abs(frame[640] - GREEN).max() < 20
+
+
+@pytest.mark.parametrize("size", [(320, 240), (240, 240), (240, 320), (256, 144)])
+def test_any_input_shape_gives_exactly_the_requested_size(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=0.25, size=size)
+
+    clip = read_clip(video, width=320, height=192, max_seconds=5)
+
+    assert clip.frames.shape == (6, 192, 320, 3)
+    assert clip.fps == 24.0
+
+
+def test_30fps_input_resamples_to_24fps_by_timestamp(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=2.0, fps=30, pattern="frame_index")
+
+    clip = read_clip(video, width=64, height=48, fps=24, max_seconds=10)
+
+    assert clip.num_frames == 48
+    # Output i (at i/24 s) shows the source frame on screen then: floor(i * 30 / 24).
+    assert _levels(clip.frames) == [i * 30 // 24 for i in range(48)]
+
+
+def test_12fps_input_repeats_frames_and_60fps_input_drops_them(tmp_path: Path) -> None:
+    slow = make_video(tmp_path / "slow.mp4", seconds=1.0, fps=12, pattern="frame_index")
+    fast = make_video(tmp_path / "fast.mp4", seconds=1.0, fps=60, pattern="frame_index")
+
+    slow_clip = read_clip(slow, width=64, height=48, max_seconds=10)
+    fast_clip = read_clip(fast, width=64, height=48, max_seconds=10)
+
+    assert _levels(slow_clip.frames) == [i // 2 for i in range(24)]
+    assert _levels(fast_clip.frames) == [i * 60 // 24 for i in range(24)]
+
+
+def test_clip_is_trimmed_to_max_seconds(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=2.0, fps=25, pattern="frame_index")
+
+    clip = read_clip(video, width=64, height=48, max_seconds=1.0)
+
+    assert clip.num_frames == 24
+    assert _levels(clip.frames)[-1] == 23 * 25 // 24
+
+
+def test_short_input_keeps_its_own_duration(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=1.5)
+
+    assert read_clip(video, width=64, height=48, max_seconds=10).num_frames == 36
+
+
+def test_rotated_phone_video_is_decoded_upright(tmp_path: Path) -> None:
+    def top_left_marked(_: int) -> np.ndarray:
+        picture = np.zeros((240, 320, 3), dtype=np.uint8)
+        picture[:120, :160] = RED
+        return picture
+
+    # Stored landscape, flagged to be shown turned 90 degrees counter-clockwise, as FFmpeg
+    # and players do: the stored top-left corner ends up bottom-left.
+    video = make_video(tmp_path / "in.mp4", seconds=0.25, pattern=top_left_marked, rotation_deg=90)
+
+    frame = read_clip(video, width=240, height=320, max_seconds=1).frames[0]
+
+    assert frame[-10, 10, 0] > 150
+    assert frame[10, 10, 0] < 50 and frame[-10, -10, 0] < 50
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF"])
+def test_image_gives_a_one_frame_clip(tmp_path: Path, fmt: str) -> None:
+    image = make_image(tmp_path / f"in.{fmt.lower()}", (300, 200), fmt)
+
+    clip = read_clip(image, width=320, height=192, max_seconds=10)
+
+    assert clip.frames.shape == (1, 192, 320, 3)
+
+
+def test_progress_rises_to_one(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=1.0)
+    seen: list[float] = []
+
+    read_clip(video, width=64, height=48, max_seconds=10, on_progress=seen.append)
+
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) > 2
+
+
+def test_unreadable_file_raises_invalid_media(tmp_path: Path) -> None:
+    (tmp_path / "junk.mp4").write_bytes(b"\x00junk" * 100)
+
+    with pytest.raises(InvalidMedia):
+        read_clip(tmp_path / "junk.mp4", width=64, height=48, max_seconds=10)
