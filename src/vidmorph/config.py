@@ -25,6 +25,14 @@ class Settings(BaseSettings):
         "Lightricks/LTX-Video-0.9.8-13B-distilled",
         description="VIDMORPH_ENGINE=ltx weights: a hub id or a local diffusers directory.",
     )
+    ltx_window_frames: int = Field(161, ge=9, description="LTX frames per window (8k+1).")
+    ltx_overlap_frames: int = Field(25, ge=1, description="LTX frames shared by windows (8k+1).")
+    engine_memory_budget_bytes: int | None = Field(
+        None, description="Device memory a job may use; empty means what the device has free."
+    )
+    wan_max_area_px: int | None = Field(
+        None, description="Cap on the Wan working frame area; empty means the model's native."
+    )
     wan_model: str = Field(
         "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
         description="VIDMORPH_ENGINE=wan weights: a hub id or a local diffusers directory.",

@@ -9,6 +9,9 @@ from typing import Any
 from vidmorph.domain import ids
 from vidmorph.domain.states import TaskStatus
 
+#: the contract's output frame rate (DESIGN §1, Output)
+OUTPUT_FPS = 24.0
+
 
 @dataclass(frozen=True)
 class User:

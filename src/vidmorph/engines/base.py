@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from vidmorph.media.clip import Clip
 
@@ -40,6 +40,14 @@ class RunHooks(Protocol):
     def progress(self, ratio: float) -> None: ...
 
     def check_cancelled(self) -> None: ...
+
+
+@runtime_checkable
+class Estimating(Protocol):
+    """An engine that can tell, before running, whether a job fits this worker."""
+
+    def check_fits(self, num_frames: int, height: int, width: int, strength: float) -> Any:
+        """The estimate; raises `vidmorph.errors.RequestTooLarge` when the job cannot fit."""
 
 
 class Engine(Protocol):

@@ -15,8 +15,20 @@ def _preview(settings: Settings) -> Engine:
     return PreviewEngine()
 
 
-#: built-in engines; each factory reads only its own settings
-BUILTIN: dict[str, Callable[[Settings], Engine]] = {"preview": _preview}
+def _ltx(settings: Settings) -> Engine:
+    from vidmorph.engines.ltx import create as create_ltx
+
+    return create_ltx(settings)
+
+
+def _wan(settings: Settings) -> Engine:
+    from vidmorph.engines.wan import create as create_wan
+
+    return create_wan(settings)
+
+
+#: built-in engines; each factory reads only its own settings (torch loads only when chosen)
+BUILTIN: dict[str, Callable[[Settings], Engine]] = {"preview": _preview, "ltx": _ltx, "wan": _wan}
 
 
 def create(name: str, settings: Settings) -> Engine:

@@ -35,6 +35,7 @@ class AppContext:
     #: set by the container once the dispatcher that calls back into run_task exists
     dispatcher: Dispatcher | None = None
     _engine: Engine | None = field(default=None, repr=False)
+    _estimator: Engine | None = field(default=None, repr=False)
     _engine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def engine(self) -> Engine:
@@ -45,6 +46,16 @@ class AppContext:
                 engine.load(self.settings.engine_device)
                 self._engine = engine
             return self._engine
+
+    def estimator(self) -> Engine:
+        """The configured engine for pre-flight estimates: loaded if this process runs tasks,
+        otherwise created without weights (an API-only node never loads a model)."""
+        with self._engine_lock:
+            if self._engine is not None:
+                return self._engine
+            if self._estimator is None:
+                self._estimator = registry.create(self.settings.engine, self.settings)
+            return self._estimator
 
     def dispatch(self, task_uuid: str, priority: int = 0) -> None:
         if self.dispatcher is not None:

@@ -16,7 +16,7 @@ from types import TracebackType
 from vidmorph import errors
 from vidmorph.domain import ids
 from vidmorph.domain.clock import utcnow
-from vidmorph.domain.models import Asset, MediaMeta, Task
+from vidmorph.domain.models import OUTPUT_FPS, Asset, MediaMeta, Task
 from vidmorph.domain.states import TaskStatus
 from vidmorph.engines.base import GenerationInput
 from vidmorph.media.clip import Clip
@@ -28,7 +28,6 @@ from vidmorph.service.views import task_name
 
 log = logging.getLogger(__name__)
 
-OUTPUT_FPS = 24.0
 INTERNAL_REASON = "INTERNAL.BAD_OUTPUT.CODE01"
 #: share of progressRatio each phase covers: decode, engine, encode
 _PHASES = {"decode": (0.0, 0.1), "engine": (0.1, 0.9), "encode": (0.9, 0.99)}

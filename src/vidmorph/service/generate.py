@@ -14,8 +14,9 @@ from vidmorph import errors
 from vidmorph.callbacks.guard import validate_reply_url
 from vidmorph.domain import ids
 from vidmorph.domain.clock import utcnow
-from vidmorph.domain.models import Account, Asset, GenerationParams, Task, User
+from vidmorph.domain.models import OUTPUT_FPS, Account, Asset, GenerationParams, Task, User
 from vidmorph.domain.states import TaskStatus
+from vidmorph.engines.base import Estimating
 from vidmorph.service import assets as asset_service
 from vidmorph.service import notify
 from vidmorph.service.context import AppContext
@@ -64,6 +65,7 @@ def create(
     if req.explore_mode and account.plan != "unlimited":
         raise errors.BadRequest("exploreMode requires an account on the unlimited plan.")
     task = _new_task(ctx, user, req, task_type, asset, account)
+    _preflight(ctx, task, asset)
     idempotency = None
     if idempotency_key:
         idempotency = (idempotency_key, _request_hash(req, task_type))
@@ -130,6 +132,17 @@ def _new_task(
         created_at=now,
         updated_at=now,
     )
+
+
+def _preflight(ctx: AppContext, task: Task, asset: Asset) -> None:
+    """Refuse (RequestTooLarge, 400) a job the engine says cannot fit, before it is queued."""
+    engine = ctx.estimator()
+    if not isinstance(engine, Estimating):
+        return
+    p = task.params
+    duration_s = asset.meta.duration_s if asset.meta and asset.meta.duration_s else p.seconds
+    num_frames = max(1, round(min(float(p.seconds), duration_s) * OUTPUT_FPS))
+    engine.check_fits(num_frames, p.height, p.width, p.structure_transformation / 10)
 
 
 def _fail_moderated(ctx: AppContext, task: Task, category: str, message: str) -> Task:

@@ -1,0 +1,330 @@
+"""Model-agnostic machinery for diffusers video engines: windows, seams, steps, devices, costs.
+
+A clip longer than one model window is generated as overlapping windows (`plan_windows`): each
+window after the first is conditioned on the tail of the previous window's output and its first
+`overlap` frames are cross-faded into that tail (`place_window`), so no seam shows a jump.
+`StepProgress` turns the pipelines' `callback_on_step_end` into overall progress and cancel
+checks. `SpeedRecord` is the measured cost model behind `estimate_windows`, so a job that cannot
+fit is refused before it runs. Torch is imported lazily: importing an engine stays cheap.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from vidmorph.engines.base import RunHooks
+
+if TYPE_CHECKING:
+    import torch
+
+Frames = npt.NDArray[np.uint8]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model call over frames [start, stop) of the padded clip; the first `overlap` frames
+    repeat the previous window's last ones (0 for the first window)."""
+
+    index: int
+    start: int
+    num_frames: int
+    overlap: int
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.num_frames
+
+
+def frames_to_multiple(num_frames: int, frame_multiple: int) -> int:
+    """The smallest frame count of the form `frame_multiple * k + 1` that holds `num_frames`."""
+    if num_frames < 1:
+        raise ValueError(f"A clip needs at least one frame, got {num_frames}")
+    return -(-(num_frames - 1) // frame_multiple) * frame_multiple + 1
+
+
+def plan_windows(num_frames: int, window: int, overlap: int, frame_multiple: int) -> list[Window]:
+    """Cover `num_frames` with windows of `window` frames, each overlapping the previous one.
+
+    Lengths and overlaps are `frame_multiple * k + 1` (what video VAEs accept), so every window
+    starts on a latent-frame boundary. The last window is shortened to the smallest valid length
+    that reaches the end; it always adds at least `frame_multiple` new frames. `2 * overlap` may
+    not exceed `window`: a window's cross-faded head and the tail the next one is conditioned on
+    must not meet. Frames past `num_frames` are padding the caller supplies.
+    """
+    for name, value in (("window", window), ("overlap", overlap)):
+        if value < 1 or (value - 1) % frame_multiple:
+            raise ValueError(f"{name} must be {frame_multiple}k+1 frames, got {value}")
+    if 2 * overlap > window:
+        raise ValueError(f"overlap {overlap} is more than half the window {window}")
+    if num_frames <= window:
+        return [Window(0, 0, frames_to_multiple(num_frames, frame_multiple), 0)]
+    windows = [Window(0, 0, window, 0)]
+    while windows[-1].stop < num_frames:
+        start = windows[-1].stop - overlap
+        length = min(window, frames_to_multiple(num_frames - start, frame_multiple))
+        windows.append(Window(len(windows), start, length, overlap))
+    return windows
+
+
+def pad_frames(frames: Frames, num_frames: int, height: int, width: int) -> Frames:
+    """Pad (T, H, W, 3) frames at the end, bottom and right by repeating the edge values."""
+    count, rows, cols = frames.shape[:3]
+    if (count, rows, cols) == (num_frames, height, width):
+        return frames
+    pad = ((0, num_frames - count), (0, height - rows), (0, width - cols), (0, 0))
+    padded: Frames = np.pad(frames, pad, mode="edge")
+    return padded
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def place_window(out: Frames, frames: Frames, window: Window) -> None:
+    """Write a window's frames into `out` at its place, cross-fading its first `overlap` frames
+    linearly into what is there: the previous window's weight falls from overlap/(overlap+1) to
+    1/(overlap+1), so neither end of the seam steps."""
+    stop = min(window.stop, out.shape[0])
+    frames = frames[: stop - window.start]
+    head = min(window.overlap, frames.shape[0])
+    for offset in range(head):  # frame by frame: a float copy of the whole overlap is large
+        weight = (offset + 1) / (head + 1)
+        target = out[window.start + offset]
+        mixed = target.astype(np.float32) * (1.0 - weight) + frames[offset] * weight
+        target[...] = np.rint(mixed).astype(np.uint8)
+    out[window.start + head : stop] = frames[head:]
+
+
+def denoising_steps(num_steps: int, strength: float) -> int:
+    """Steps an SDEdit call runs: diffusers' `get_timesteps` keeps int(steps * strength)."""
+    return min(int(num_steps * strength), num_steps)
+
+
+class StepProgress:
+    """Maps (window, denoising step) to overall progress and checks for cancellation.
+
+    `window_s[i]` is window i's predicted (denoise, codec) seconds: each step reports its share
+    of the denoise time, and `window_done` the codec (VAE) time. Pass `on_step_end` as the
+    pipeline's `callback_on_step_end`: a cancel raises out of it and stops the call at that step.
+    """
+
+    def __init__(
+        self, hooks: RunHooks, steps: int, window_s: Sequence[tuple[float, float]]
+    ) -> None:
+        self.hooks = hooks
+        self.steps = steps
+        self.window_s = list(window_s)
+        self.total_s = sum(denoise + codec for denoise, codec in self.window_s) or 1.0
+        self.done_s = 0.0
+        self.window = 0
+        #: time.perf_counter() at the last step's end: where denoising ended and decoding began
+        self.last_step_at = time.perf_counter()
+
+    def start_window(self, index: int) -> None:
+        self.hooks.check_cancelled()
+        self.window = index
+
+    def on_step_end(
+        self, pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.last_step_at = time.perf_counter()
+        self.hooks.check_cancelled()
+        denoise_s = self.window_s[self.window][0]
+        fraction = min(step + 1, self.steps) / max(self.steps, 1)
+        self.hooks.progress(min(1.0, (self.done_s + denoise_s * fraction) / self.total_s))
+        return callback_kwargs
+
+    def window_done(self) -> None:
+        self.hooks.check_cancelled()  # before, so a cancelled run never reports 1
+        self.done_s += sum(self.window_s[self.window])
+        last = self.window == len(self.window_s) - 1
+        self.hooks.progress(1.0 if last else min(1.0, self.done_s / self.total_s))
+
+
+def resolve_device(name: str) -> torch.device:
+    """A torch device for "cpu", "cuda" or "cuda:N"; RuntimeError if CUDA is asked but absent."""
+    import torch
+
+    device = torch.device(name)
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"Diffusion engines run on cpu or cuda, not {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"Device {name!r} asked for, but torch sees no CUDA device")
+    return device
+
+
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs (half the memory, tensor cores); float32 on CPUs, where bf16 is slow."""
+    import torch
+
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def window_seed(seed: int, index: int) -> int:
+    """Window 0 uses the job's seed as is (a one-window job matches a plain diffusers call);
+    later windows a 63-bit hash of (seed, index), so no two windows share their noise."""
+    if index == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def seeded_generator(device: torch.device, seed: int) -> torch.Generator:
+    import torch
+
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def release_memory(device: torch.device) -> None:
+    """Hand a GPU's cached blocks back to the driver, after collecting tensors held in cycles.
+
+    On a CPU freed tensors already went back to the allocator, and a full collection among
+    torch's many objects costs a few hundred milliseconds, so nothing is done there.
+    """
+    if device.type == "cuda":
+        import torch
+
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def run_releasing(work: Callable[[], T], device: torch.device) -> T:
+    """Run `work`, then release device memory whether it returned or raised.
+
+    A traceback keeps every frame it passed through alive, and with them the pipeline's
+    latents: the frames' locals are cleared (the traceback itself stays, for the log) before
+    memory is released, and the exception, TaskCancelled included, propagates unchanged.
+    """
+    try:
+        return work()
+    except BaseException as error:
+        _clear_frames(error)
+        raise
+    finally:
+        release_memory(device)
+
+
+def _clear_frames(error: BaseException) -> None:
+    """Clear the locals of every finished frame in `error`'s traceback and in its chain."""
+    pending, seen = [error], set()
+    while pending:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        traceback.clear_frames(link.__traceback__)  # frames still running are skipped
+        pending += [e for e in (link.__cause__, link.__context__) if e is not None]
+
+
+def module_bytes(*modules: torch.nn.Module) -> int:
+    """Bytes of the parameters and buffers of `modules`."""
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """Memory a job on `device` may use: free CUDA memory plus what this process's allocator
+    already holds (our weights included), or the host's physical memory on a CPU."""
+    if device.type == "cuda":
+        import torch
+
+        free_bytes, _total = torch.cuda.mem_get_info(device)
+        return int(free_bytes) + int(torch.cuda.memory_reserved(device))
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a job needs before it runs: peak device memory (GPU, or host on a CPU) and time."""
+
+    gpu_bytes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TokenGeometry:
+    """How a model turns frames into transformer tokens: VAE compression, then patches."""
+
+    temporal_ratio: int
+    spatial_ratio: int
+    patch_t: int = 1
+    patch: int = 1
+
+    def tokens(self, num_frames: int, height: int, width: int) -> int:
+        latent_frames = (num_frames - 1) // self.temporal_ratio + 1
+        rows, cols = height // self.spatial_ratio, width // self.spatial_ratio
+        return (latent_frames // self.patch_t) * (rows // self.patch) * (cols // self.patch)
+
+
+@dataclass
+class SpeedRecord:
+    """The measured cost model of one engine on one device, starting from documented defaults.
+
+    Time: `step_token_s` per denoising step per token, plus `codec_pixel_s` per pixel of every
+    frame a window encodes and decodes. Memory: `activation_bytes_per_token` on top of the
+    resident weights. Each observation moves the time figures halfway to the new measurement
+    (steady, yet it follows a change of GPU clocks); memory keeps the largest measured figure.
+    """
+
+    step_token_s: float
+    codec_pixel_s: float
+    activation_bytes_per_token: float
+    measured_memory: bool = False
+
+    def observe_window(
+        self, *, denoise_s: float, steps: int, tokens: int, codec_s: float, pixels: int
+    ) -> None:
+        if steps > 0 and tokens > 0:
+            self.step_token_s = 0.5 * (self.step_token_s + denoise_s / (steps * tokens))
+        if pixels > 0:
+            self.codec_pixel_s = 0.5 * (self.codec_pixel_s + codec_s / pixels)
+
+    def observe_peak(self, activation_bytes: int, tokens: int) -> None:
+        if tokens <= 0:
+            return
+        measured = activation_bytes / tokens
+        if self.measured_memory:
+            measured = max(measured, self.activation_bytes_per_token)
+        self.activation_bytes_per_token, self.measured_memory = measured, True
+
+    def window_seconds(self, steps: int, tokens: int, pixels: int) -> tuple[float, float]:
+        """Predicted (denoise, codec) seconds of one window."""
+        return steps * tokens * self.step_token_s, pixels * self.codec_pixel_s
+
+
+def estimate_windows(
+    windows: Sequence[Window],
+    height: int,
+    width: int,
+    *,
+    steps: int,
+    geometry: TokenGeometry,
+    record: SpeedRecord,
+    resident_bytes: int,
+    transient_bytes: int,
+) -> Estimate:
+    """Peak memory and time of running `windows` one after another at `steps` steps each.
+
+    Memory: the resident weights plus the larger of what stays on the device only for a moment
+    (the text encoder while it encodes) and the largest window's activations. Windows run one
+    at a time, so memory does not add up across them; time does.
+    """
+    tokens = [geometry.tokens(w.num_frames, height, width) for w in windows]
+    activation_bytes = max(tokens, default=0) * record.activation_bytes_per_token
+    seconds = sum(
+        sum(record.window_seconds(steps, count, w.num_frames * height * width))
+        for w, count in zip(windows, tokens, strict=True)
+    )
+    peak = resident_bytes + max(transient_bytes, int(activation_bytes))
+    return Estimate(gpu_bytes=peak, seconds=seconds)

@@ -1,0 +1,284 @@
+"""The LTX-Video engine: SDEdit video-to-video with diffusers' `LTXConditionPipeline`.
+
+Each window of the input is encoded to normalised VAE latents and passed as `latents` with
+`denoise_strength = job.strength` (structure_transformation / 10): diffusers noises them to the
+schedule's sigma at that strength and runs only the remaining steps (research/models.md §1.2).
+Edge cases, decided here:
+
+- A strength whose step count rounds to 0 (0, and below 1/8 with the 8-step distilled
+  schedule) is a passthrough: the input frames come back unchanged and no model runs. Running
+  the pipeline would only return the input through a lossy VAE round trip.
+- Strength 1 is clamped to `MAX_DENOISE_STRENGTH` (0.99). At exactly 1 diffusers ignores the
+  passed latents and makes pure text-to-video from the seed; at 0.99 the first distilled step
+  (sigma 1 -> 0.993) is skipped and sampling starts from the input's latents under 99.3%
+  noise. Barely any structure survives either way, but every strength then takes the same
+  path (SDEdit from the input) and the most transformed output still starts from the clip.
+
+Clips longer than one window run as overlapping windows (`ltx_run.py`). The weights load once
+in `load`; the T5 encoder stays on the CPU and visits the GPU only to encode a new prompt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vidmorph.config import Settings
+from vidmorph.engines.base import EngineInfo, GenerationInput, RunHooks
+from vidmorph.engines.diffusion import (
+    Estimate,
+    SpeedRecord,
+    StepProgress,
+    TokenGeometry,
+    available_memory_bytes,
+    compute_dtype,
+    denoising_steps,
+    estimate_windows,
+    module_bytes,
+    plan_windows,
+    resolve_device,
+    round_up,
+    run_releasing,
+)
+from vidmorph.engines.ltx_run import MAX_SEQUENCE_LENGTH, LtxRun, Plan, Sampling
+from vidmorph.errors import RequestTooLarge
+from vidmorph.media.clip import Clip
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline
+
+DEFAULT_MODEL = "Lightricks/LTX-Video-0.9.8-13B-distilled"
+#: the 8-step schedule the LTX-Video 0.9.7/0.9.8 distilled checkpoints were trained for
+DISTILLED_TIMESTEPS = (1000.0, 993.0, 987.0, 981.0, 975.0, 909.0, 725.0, 0.03)
+#: see the module docstring: at 1 diffusers drops the input's latents
+MAX_DENOISE_STRENGTH = 0.99
+#: 161 frames (6.7 s at 24 fps) per call: a 10 s clip takes 2 windows, under LTX's 257 ceiling
+WINDOW_FRAMES = 161
+#: 25 frames (about 1 s, 4 latent frames) of the previous output condition the next window
+OVERLAP_FRAMES = 25
+# Before load, estimates assume the default 13B checkpoint in bf16: transformer and VAE stay
+# on the GPU; T5-XXL's encoder (4.8B parameters) visits it only while a prompt is encoded.
+DEFAULT_RESIDENT_BYTES, DEFAULT_TEXT_ENCODER_BYTES = 27 * 10**9, 95 * 10**8
+DEFAULT_TRANSFORMER_PARAMS = 13 * 10**9
+# The starting cost model; measurements replace it as windows run. Denoising: models.md §3.3
+# puts the 13B model at 2-3 s per step for 29,760 tokens on an H100 (8.4e-5 s per step-token),
+# 6.5e-15 s per step-token per transformer parameter; a CPU is taken as 200 times slower.
+STEP_TOKEN_S_PER_PARAM = {"cuda": 6.5e-15, "cpu": 1.3e-12}
+# VAE encode + tiled decode: about 3 s for 161 frames at 1280x768 on an H100 (an estimate).
+CODEC_PIXEL_S = {"cuda": 2e-8, "cpu": 1e-6}
+# Per token: transformer activations (~16 x 4096 bf16 values), the window's video in and out
+# as float32 on the device (8192 pixels x 3 x 4 B, twice) and VAE tiles; float32 on a CPU.
+ACTIVATION_BYTES_PER_TOKEN = {"cuda": 512 * 1024, "cpu": 1024 * 1024}
+
+
+class LtxEngine:
+    """LTX-Video SDEdit on a GPU (or slowly on a CPU); weights stay loaded between calls."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "cuda",
+        max_seconds: float = 10.0,
+        timesteps: tuple[float, ...] = DISTILLED_TIMESTEPS,
+        guidance_scale: float = 1.0,
+        window_frames: int = WINDOW_FRAMES,
+        overlap_frames: int = OVERLAP_FRAMES,
+        memory_budget_bytes: int | None = None,
+    ) -> None:
+        """`device` is where `load` is expected to put the weights, for estimates before it;
+        `memory_budget_bytes` None means what the device has when a job arrives."""
+        self.info = EngineInfo(
+            name="ltx", devices=("cuda", "cpu"), max_seconds=max_seconds, deterministic=True
+        )
+        self.model, self.timesteps, self.guidance_scale = model, timesteps, guidance_scale
+        self.window_frames, self.overlap_frames = window_frames, overlap_frames
+        self.memory_budget_bytes = memory_budget_bytes
+        self.geometry = TokenGeometry(temporal_ratio=8, spatial_ratio=32)
+        self._device_type = "cuda" if device.startswith("cuda") else "cpu"
+        self._resident_bytes, self._transient_bytes = DEFAULT_RESIDENT_BYTES, 0
+        if self._device_type == "cuda":
+            self._transient_bytes = DEFAULT_TEXT_ENCODER_BYTES
+        else:  # float32, and the text encoder never leaves host memory
+            self._resident_bytes = 2 * (DEFAULT_RESIDENT_BYTES + DEFAULT_TEXT_ENCODER_BYTES)
+        self.speed = _default_speed(self._device_type, DEFAULT_TRANSFORMER_PARAMS)
+        self._pipe: LTXConditionPipeline | None = None
+        self._device: torch.device | None = None
+        self._prompt: tuple[str, dict[str, Any]] | None = None
+
+    def load(self, device: str) -> None:
+        """Load the weights (hub id or local diffusers directory) once; later calls keep them."""
+        from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline
+
+        target = resolve_device(device)
+        if self._pipe is not None and self._device == target:
+            return
+        local = Path(self.model).is_dir()  # a directory never reaches for the network
+        pipe = LTXConditionPipeline.from_pretrained(
+            self.model, dtype=compute_dtype(target), local_files_only=local
+        )
+        pipe.set_progress_bar_config(disable=True)  # type: ignore[no-untyped-call]
+        pipe.vae.enable_tiling()  # bounds VAE memory at 1280x768 x 161 frames
+        pipe.transformer.to(target)
+        pipe.vae.to(target)  # the text encoder stays on the CPU until a prompt needs it
+        self._pipe, self._device, self._device_type, self._prompt = pipe, target, target.type, None
+        self.geometry = TokenGeometry(
+            temporal_ratio=pipe.vae_temporal_compression_ratio,
+            spatial_ratio=pipe.vae_spatial_compression_ratio,
+            patch_t=pipe.transformer_temporal_patch_size,
+            patch=pipe.transformer_spatial_patch_size,
+        )
+        self._resident_bytes = module_bytes(pipe.transformer, pipe.vae)
+        self._transient_bytes = module_bytes(pipe.text_encoder)
+        if target.type == "cpu":
+            self._resident_bytes, self._transient_bytes = (
+                self._resident_bytes + self._transient_bytes,
+                0,
+            )
+        params = sum(p.numel() for p in pipe.transformer.parameters())
+        self.speed = _default_speed(target.type, params)
+
+    def estimate(self, num_frames: int, height: int, width: int, strength: float) -> Estimate:
+        """Peak device memory and seconds a job needs. Before `load` it assumes the default
+        13B checkpoint; after, the loaded weights and the speeds measured so far."""
+        steps = self._steps(strength)
+        if steps == 0:  # a passthrough uses no device
+            return Estimate(gpu_bytes=0, seconds=0.0)
+        plan = self._plan(num_frames, height, width)
+        return estimate_windows(
+            plan.windows,
+            plan.height,
+            plan.width,
+            steps=steps,
+            geometry=self.geometry,
+            record=self.speed,
+            resident_bytes=self._resident_bytes,
+            transient_bytes=self._transient_bytes,
+        )
+
+    def check_fits(self, num_frames: int, height: int, width: int, strength: float) -> Estimate:
+        """The estimate, or RequestTooLarge when it needs more memory than the budget (the
+        configured one, else the loaded device's); callable at admission."""
+        estimate = self.estimate(num_frames, height, width, strength)
+        budget = self.memory_budget_bytes
+        if budget is None and self._device is not None:
+            budget = available_memory_bytes(self._device)
+        if budget is not None and estimate.gpu_bytes > budget:
+            raise RequestTooLarge(
+                f"This request needs about {estimate.gpu_bytes / 2**30:.1f} GiB of device memory "
+                f"and this worker has {budget / 2**30:.1f} GiB; ask for fewer seconds."
+            )
+        return estimate
+
+    def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
+        if not 0.0 <= job.strength <= 1.0:
+            raise ValueError(f"strength must be within 0..1, got {job.strength}")
+        pipe, device = self._loaded()
+        steps = self._steps(job.strength)
+        if steps == 0:  # passthrough, see the module docstring
+            hooks.check_cancelled()
+            hooks.progress(1.0)
+            return Clip(frames=clip.frames.copy(), fps=clip.fps)
+        if clip.duration_s > self.info.max_seconds + 1.0 / clip.fps:
+            raise RequestTooLarge(f"This engine makes at most {self.info.max_seconds:g} s per task")
+        self.check_fits(clip.num_frames, clip.height, clip.width, job.strength)
+        plan = self._plan(clip.num_frames, clip.height, clip.width)
+
+        def work() -> Clip:
+            sampling = Sampling(
+                timesteps=self.timesteps,
+                guidance_scale=self.guidance_scale,
+                strength=min(job.strength, MAX_DENOISE_STRENGTH),
+                steps=steps,
+                seed=job.seed,
+                embeds=self._prompt_embeds(job.text_prompt),
+            )
+            progress = self._progress(plan, steps, hooks)
+            run = LtxRun(
+                pipe,
+                device,
+                plan,
+                sampling,
+                geometry=self.geometry,
+                speed=self.speed,
+                progress=progress,
+            )
+            return Clip(frames=run.frames(clip), fps=clip.fps)
+
+        return run_releasing(work, device)
+
+    def _loaded(self) -> tuple[LTXConditionPipeline, torch.device]:
+        if self._pipe is None or self._device is None:
+            raise RuntimeError("LtxEngine.generate called before load()")
+        return self._pipe, self._device
+
+    def _steps(self, strength: float) -> int:
+        return denoising_steps(len(self.timesteps), min(strength, MAX_DENOISE_STRENGTH))
+
+    def _plan(self, num_frames: int, height: int, width: int) -> Plan:
+        ratio = self.geometry.spatial_ratio
+        windows = plan_windows(
+            num_frames, self.window_frames, self.overlap_frames, self.geometry.temporal_ratio
+        )
+        return Plan(windows, round_up(height, ratio), round_up(width, ratio))
+
+    def _progress(self, plan: Plan, steps: int, hooks: RunHooks) -> StepProgress:
+        """Progress weighted by each window's predicted time, so the ratio tracks the clock."""
+        area = plan.height * plan.width
+        predicted = [
+            self.speed.window_seconds(
+                steps,
+                self.geometry.tokens(w.num_frames, plan.height, plan.width),
+                w.num_frames * area,
+            )
+            for w in plan.windows
+        ]
+        return StepProgress(hooks, steps, predicted)
+
+    def _prompt_embeds(self, text: str) -> dict[str, Any]:
+        """The prompt's T5 embeddings as pipeline keyword arguments; the last prompt's are kept."""
+        if self._prompt is not None and self._prompt[0] == text:
+            return self._prompt[1]
+        import torch
+
+        pipe, device = self._loaded()
+        encoder = pipe.text_encoder
+        encoder.to(device)
+        try:
+            with torch.no_grad():
+                embeds, mask, negative, negative_mask = pipe.encode_prompt(
+                    prompt=text,
+                    do_classifier_free_guidance=self.guidance_scale > 1.0,
+                    max_sequence_length=MAX_SEQUENCE_LENGTH,
+                    device=device,
+                )
+        finally:
+            encoder.to("cpu")  # gives ~9.5 GB of the GPU back for denoising; no-op on a CPU
+        kwargs: dict[str, Any] = {"prompt_embeds": embeds, "prompt_attention_mask": mask}
+        if negative is not None:  # only with classifier-free guidance
+            kwargs["negative_prompt_embeds"] = negative
+            kwargs["negative_prompt_attention_mask"] = negative_mask
+        self._prompt = (text, kwargs)
+        return kwargs
+
+
+def _default_speed(device_type: str, transformer_params: int) -> SpeedRecord:
+    kind = "cuda" if device_type == "cuda" else "cpu"
+    return SpeedRecord(
+        step_token_s=STEP_TOKEN_S_PER_PARAM[kind] * transformer_params,
+        codec_pixel_s=CODEC_PIXEL_S[kind],
+        activation_bytes_per_token=ACTIVATION_BYTES_PER_TOKEN[kind],
+    )
+
+
+def create(settings: Settings) -> LtxEngine:
+    """The `ltx` engine from settings: weights `ltx_model`, up to `max_seconds` per task."""
+    return LtxEngine(
+        settings.ltx_model,
+        device=settings.engine_device,
+        max_seconds=settings.max_seconds,
+        window_frames=settings.ltx_window_frames,
+        overlap_frames=settings.ltx_overlap_frames,
+        memory_budget_bytes=settings.engine_memory_budget_bytes,
+    )

@@ -1,0 +1,3 @@
+"""Tests of the benchmark tools in bench/."""
+
+from __future__ import annotations

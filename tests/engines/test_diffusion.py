@@ -1,0 +1,292 @@
+"""The model-agnostic diffusion machinery: windows, padding, seams, progress, seeds, costs."""
+
+from __future__ import annotations
+
+import itertools
+import traceback
+import weakref
+
+import numpy as np
+import pytest
+import torch
+from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline
+
+from vidmorph.engines.diffusion import (
+    SpeedRecord,
+    StepProgress,
+    TokenGeometry,
+    Window,
+    compute_dtype,
+    denoising_steps,
+    estimate_windows,
+    frames_to_multiple,
+    module_bytes,
+    pad_frames,
+    place_window,
+    plan_windows,
+    resolve_device,
+    run_releasing,
+    seeded_generator,
+    window_seed,
+)
+from vidmorph.errors import TaskCancelled
+
+
+class RecordingHooks:
+    """Records progress; raises TaskCancelled on the `cancel_at`-th cancellation check."""
+
+    def __init__(self, cancel_at: int | None = None) -> None:
+        self.ratios: list[float] = []
+        self.checks = 0
+        self.cancel_at = cancel_at
+
+    def progress(self, ratio: float) -> None:
+        self.ratios.append(ratio)
+
+    def check_cancelled(self) -> None:
+        self.checks += 1
+        if self.checks == self.cancel_at:
+            raise TaskCancelled()
+
+
+@pytest.mark.parametrize(
+    ("num_frames", "multiple", "expected"),
+    [(1, 8, 1), (2, 8, 9), (9, 8, 9), (10, 8, 17), (240, 8, 241), (241, 8, 241), (80, 4, 81)],
+)
+def test_frames_round_up_to_the_vae_multiple_plus_one(
+    num_frames: int, multiple: int, expected: int
+) -> None:
+    assert frames_to_multiple(num_frames, multiple) == expected
+
+
+def test_a_short_clip_is_one_padded_window() -> None:
+    assert plan_windows(20, window=161, overlap=25, frame_multiple=8) == [Window(0, 0, 25, 0)]
+
+
+def test_ten_seconds_at_24_fps_take_two_default_ltx_windows() -> None:
+    windows = plan_windows(241, window=161, overlap=25, frame_multiple=8)
+    assert windows == [Window(0, 0, 161, 0), Window(1, 136, 105, 25)]
+
+
+@pytest.mark.parametrize(
+    ("window", "overlap", "multiple"), [(25, 9, 8), (33, 9, 8), (161, 25, 8), (21, 5, 4)]
+)
+def test_windows_cover_every_frame_with_valid_lengths_and_overlaps(
+    window: int, overlap: int, multiple: int
+) -> None:
+    for num_frames in [*range(1, 120), 241, 400, 1441]:
+        windows = plan_windows(num_frames, window, overlap, multiple)
+        assert windows[0].start == 0 and windows[0].overlap == 0
+        assert windows[-1].stop >= num_frames
+        assert windows[-1].stop - num_frames < multiple  # padding never fills a latent frame
+        for index, current in enumerate(windows):
+            assert current.index == index
+            assert (current.num_frames - 1) % multiple == 0 and current.num_frames <= window
+            assert current.start % multiple == 0  # windows start on latent-frame boundaries
+        for previous, current in itertools.pairwise(windows):
+            assert current.overlap == overlap
+            assert current.start == previous.stop - overlap
+            assert current.stop >= previous.stop + multiple  # every window adds new frames
+            # the tail the next window is conditioned on is clear of this window's cross-fade
+            assert previous.start + previous.overlap <= previous.stop - overlap
+
+
+@pytest.mark.parametrize(("window", "overlap"), [(24, 9), (25, 8), (25, 17), (0, 1), (9, 0)])
+def test_invalid_window_shapes_are_refused(window: int, overlap: int) -> None:
+    with pytest.raises(ValueError):
+        plan_windows(100, window, overlap, 8)
+
+
+def test_padding_repeats_the_last_frame_and_the_edges() -> None:
+    frames = np.arange(2 * 3 * 5 * 3, dtype=np.uint8).reshape(2, 3, 5, 3)
+    padded = pad_frames(frames, 4, 4, 7)
+    assert padded.shape == (4, 4, 7, 3)
+    np.testing.assert_array_equal(padded[:2, :3, :5], frames)
+    np.testing.assert_array_equal(padded[3, :3, :5], frames[1])
+    np.testing.assert_array_equal(padded[:2, 3, :5], frames[:, 2])
+    np.testing.assert_array_equal(padded[:2, :3, 6], frames[:, :, 4])
+    assert pad_frames(frames, 2, 3, 5) is frames
+
+
+def _drifting_scene(num_frames: int, offset: float) -> np.ndarray:
+    """A smoothly panning gradient, brightened by `offset`: one window's version of the truth."""
+    ys, xs = np.mgrid[0:24, 0:40]
+    frames = [xs * 2 + ys + 2 * t + offset for t in range(num_frames)]  # at most 249
+    return np.repeat(np.stack(frames)[..., None], 3, axis=3).astype(np.uint8)
+
+
+def _frame_steps(frames: np.ndarray) -> np.ndarray:
+    return np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+
+
+def test_the_cross_fade_hides_a_jump_between_windows_that_a_hard_cut_shows() -> None:
+    windows = plan_windows(57, window=25, overlap=9, frame_multiple=8)
+    truth = _drifting_scene(57, 0.0)
+    blended, cut = np.zeros_like(truth), np.zeros_like(truth)
+    for window in windows:  # each window is off by 12 levels from its neighbour
+        made = _drifting_scene(57, 12.0 * window.index)[window.start : window.stop]
+        place_window(blended, made, window)
+        cut[window.start : window.stop] = made
+    typical = float(np.median(_frame_steps(truth)))
+    assert _frame_steps(cut).max() > 4 * typical
+    assert _frame_steps(blended).max() <= 2 * typical
+
+
+def test_the_cross_fade_is_linear_over_the_overlap() -> None:
+    out = np.zeros((12, 1, 1, 3), dtype=np.uint8)
+    place_window(out, np.full((9, 1, 1, 3), 0, np.uint8), Window(0, 0, 9, 0))
+    place_window(out, np.full((9, 1, 1, 3), 200, np.uint8), Window(1, 4, 9, 5))
+    assert out[:, 0, 0, 0].tolist() == [0, 0, 0, 0, 33, 67, 100, 133, 167, 200, 200, 200]
+
+
+@pytest.mark.parametrize("num_steps", [4, 8, 50])
+def test_denoising_steps_match_diffusers_sdedit_truncation(num_steps: int) -> None:
+    timesteps = torch.linspace(1000, 1, num_steps)
+    sigmas = torch.cat([timesteps / 1000, torch.zeros(1)])
+    for strength in np.linspace(0.0, 1.0, 41):
+        _, kept, _ = LTXConditionPipeline.get_timesteps(
+            None,  # type: ignore[arg-type]  # a static computation that never reads self
+            sigmas,
+            timesteps,
+            num_steps,
+            float(strength),
+        )
+        assert denoising_steps(num_steps, float(strength)) == len(kept)
+
+
+def test_progress_follows_steps_and_windows_and_reaches_one_at_the_end() -> None:
+    hooks = RecordingHooks()
+    progress = StepProgress(hooks, steps=2, window_s=[(6.0, 2.0), (3.0, 1.0)])
+    for index in range(2):
+        progress.start_window(index)
+        for step in range(2):
+            kwargs = {"latents": step}
+            assert progress.on_step_end(None, step, 999, kwargs) is kwargs
+        progress.window_done()
+    assert hooks.ratios == pytest.approx([3 / 12, 6 / 12, 8 / 12, 9.5 / 12, 11 / 12, 1.0])
+    assert hooks.checks == 2 * (1 + 2 + 1)
+
+
+def test_a_cancel_raises_out_of_the_step_callback() -> None:
+    hooks = RecordingHooks(cancel_at=3)
+    progress = StepProgress(hooks, steps=4, window_s=[(1.0, 1.0)])
+    progress.start_window(0)
+    progress.on_step_end(None, 0, 999, {})
+    with pytest.raises(TaskCancelled):
+        progress.on_step_end(None, 1, 990, {})
+    assert hooks.ratios == [0.125]
+
+
+def test_window_seeds_are_stable_distinct_and_start_from_the_job_seed() -> None:
+    seeds = [window_seed(42, index) for index in range(50)]
+    assert seeds[0] == 42
+    assert len(set(seeds)) == 50 and all(0 <= seed < 2**63 for seed in seeds)
+    assert seeds == [window_seed(42, index) for index in range(50)]
+    assert window_seed(43, 1) != window_seed(42, 1)
+
+
+def test_seeded_generators_repeat_their_noise() -> None:
+    device = resolve_device("cpu")
+    first = torch.randn(4, generator=seeded_generator(device, 7))
+    assert torch.equal(first, torch.randn(4, generator=seeded_generator(device, 7)))
+    assert not torch.equal(first, torch.randn(4, generator=seeded_generator(device, 8)))
+
+
+def test_devices_and_dtypes() -> None:
+    assert compute_dtype(resolve_device("cpu")) == torch.float32
+    with pytest.raises(ValueError):
+        resolve_device("mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError):
+            resolve_device("cuda")
+
+
+def test_run_releasing_returns_the_result() -> None:
+    assert run_releasing(lambda: 5, resolve_device("cpu")) == 5
+
+
+def test_a_cancel_propagates_without_pinning_the_work_s_tensors() -> None:
+    held: list[weakref.ref[torch.Tensor]] = []
+
+    def denoise() -> None:
+        latents = torch.zeros(1000)
+        held.append(weakref.ref(latents))
+        raise TaskCancelled()
+
+    with pytest.raises(TaskCancelled) as caught:
+        run_releasing(denoise, resolve_device("cpu"))
+    assert held[0]() is None
+    # The traceback stays whole for the log.
+    assert "denoise" in "".join(traceback.format_tb(caught.value.__traceback__))
+
+
+def test_a_chained_failure_releases_the_frames_of_its_cause_too() -> None:
+    held: list[weakref.ref[torch.Tensor]] = []
+
+    def decode() -> None:
+        frames = torch.zeros(1000)
+        held.append(weakref.ref(frames))
+        raise ValueError("bad latents")
+
+    def work() -> None:
+        try:
+            decode()
+        except ValueError as error:
+            raise RuntimeError("decode failed") from error
+
+    with pytest.raises(RuntimeError, match="decode failed") as caught:
+        run_releasing(work, resolve_device("cpu"))
+    assert isinstance(caught.value.__cause__, ValueError) and held[0]() is None
+
+
+def test_module_bytes_count_parameters_and_buffers() -> None:
+    layer = torch.nn.BatchNorm1d(10)  # 20 parameters, 21 buffer values (with the counter)
+    assert module_bytes(layer) == 20 * 4 + 20 * 4 + 8
+
+
+def test_token_counts_match_the_published_grids() -> None:
+    ltx = TokenGeometry(temporal_ratio=8, spatial_ratio=32)
+    assert ltx.tokens(241, 768, 1280) == 31 * 24 * 40
+    wan = TokenGeometry(temporal_ratio=4, spatial_ratio=8, patch_t=1, patch=2)
+    assert wan.tokens(161, 768, 1280) == 41 * 48 * 80
+
+
+def test_the_speed_record_moves_halfway_to_each_measurement() -> None:
+    record = SpeedRecord(step_token_s=1.0, codec_pixel_s=1.0, activation_bytes_per_token=100.0)
+    record.observe_window(denoise_s=0.0, steps=3, tokens=10, codec_s=200.0, pixels=100)
+    assert (record.step_token_s, record.codec_pixel_s) == (0.5, 1.5)
+    record.observe_peak(activation_bytes=500, tokens=10)  # the first measurement replaces
+    assert record.activation_bytes_per_token == 50.0
+    record.observe_peak(activation_bytes=300, tokens=10)  # later ones only raise it
+    assert record.activation_bytes_per_token == 50.0
+    record.observe_peak(activation_bytes=800, tokens=10)
+    assert record.activation_bytes_per_token == 80.0
+
+
+def test_estimates_add_time_over_windows_but_not_memory() -> None:
+    geometry = TokenGeometry(temporal_ratio=8, spatial_ratio=32)
+    record = SpeedRecord(step_token_s=0.01, codec_pixel_s=1e-6, activation_bytes_per_token=1000)
+    windows = plan_windows(57, 25, 9, 8)  # 25 + 25 + 25 frames, 4 x 3 x 5 = 60 tokens each
+    estimate = estimate_windows(
+        windows,
+        96,
+        160,
+        steps=4,
+        geometry=geometry,
+        record=record,
+        resident_bytes=10**6,
+        transient_bytes=5000,
+    )
+    assert estimate.gpu_bytes == 10**6 + 60 * 1000
+    assert estimate.seconds == pytest.approx(3 * (4 * 60 * 0.01 + 25 * 96 * 160 * 1e-6))
+    small_activations = estimate_windows(
+        windows,
+        96,
+        160,
+        steps=4,
+        geometry=geometry,
+        record=record,
+        resident_bytes=10**6,
+        transient_bytes=10**5,
+    )
+    assert small_activations.gpu_bytes == 10**6 + 10**5  # the text encoder's visit is larger

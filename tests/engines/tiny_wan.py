@@ -1,0 +1,107 @@
+"""A tiny, randomly initialised Wan 2.1 video-to-video pipeline saved as a diffusers directory.
+
+Built entirely in code (no hub download): the transformer and VAE sizes follow diffusers' own
+`test_wan_video_to_video.py`, the text side is a small UMT5 encoder with a Unigram tokenizer
+made with the `tokenizers` library (research/models.md §2.2), and the scheduler is configured
+like the published Wan 2.1 one (UniPC, flow prediction, flow sigmas). The result loads through
+the real `from_pretrained` path the engine uses, with the real VAE strides (8x spatial, 4x
+temporal, so sizes divisible by 16 and 4k+1 frames), in well under a second per call on a CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKLWan,
+    UniPCMultistepScheduler,
+    WanTransformer3DModel,
+    WanVideoToVideoPipeline,
+)
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+TEXT_DIM = 32
+WORDS = (
+    "a the cat dog dance monkey red blue video style of in on street night rain "
+    "watercolor painting anime film noir black and white"
+)
+
+
+def make_tokenizer(model_max_length: int = 512) -> PreTrainedTokenizerFast:
+    """A T5-style Unigram tokenizer over a few words; unknown words map to <unk>."""
+    words = ["<pad>", "</s>", "<unk>"] + ["▁" + word for word in WORDS.split()]
+    vocab = [(word, 0.0 if index < 3 else -float(index)) for index, word in enumerate(words)]
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=2))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    # T5 appends EOS to every sequence.
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=model_max_length,
+        padding_side="right",
+    )
+
+
+def build_tiny_wan(path: Path, seed: int = 0) -> Path:
+    """Write a tiny random `WanVideoToVideoPipeline` to `path` (created) and return `path`."""
+    torch.manual_seed(seed)
+    vocab_size = len(WORDS.split()) + 3
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=vocab_size,
+            d_model=TEXT_DIM,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            dropout_rate=0.0,
+            is_encoder_decoder=False,
+            use_cache=False,
+        )
+    ).eval()
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        # RoPE tables cover this many latent positions per axis: 64 allows 1024 px.
+        rope_max_seq_len=64,
+    )
+    # As Wan-AI/Wan2.1-T2V-1.3B-Diffusers' scheduler_config.json has it.
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+    )
+    pipeline = WanVideoToVideoPipeline(
+        tokenizer=make_tokenizer(),
+        text_encoder=text_encoder,
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    pipeline.save_pretrained(str(path))
+    return path
