@@ -84,5 +84,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get("begin_mode", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Writes take the database lock up front. Reads run in autocommit: each SELECT is its
+        # own snapshot, which saves a BEGIN/ROLLBACK round trip on every read.
+        mode = conn.get_execution_options().get("begin_mode")
+        if mode is not None:
+            conn.exec_driver_sql(f"BEGIN {mode}")
