@@ -177,12 +177,14 @@ def _tiny_wan_runs(model_dir: Path, frames: np.ndarray) -> dict[str, Run]:
 
     from vidmorph.config import Settings
     from vidmorph.engines import wan
+    from vidmorph.engines.frames import nearest_frames
+    from vidmorph.engines.wan_run import MODEL_FPS
     from vidmorph.media.clip import Clip
 
     pipe = WanVideoToVideoPipeline.from_pretrained(model_dir)
     pipe.set_progress_bar_config(disable=True)
     # The engine's 16 fps frames of the same clip, padded to 4k+1 as it pads them.
-    to_model = wan.nearest_frames(17, wan.MODEL_FPS, FPS, len(frames))
+    to_model = nearest_frames(17, MODEL_FPS, FPS, len(frames))
     plain = plain_wan(pipe, frames[to_model])
     engine = wan.create(Settings(wan_model=str(model_dir), engine_device="cpu"))
     engine.load("cpu")

@@ -11,16 +11,13 @@ import pytest
 import torch
 from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline
 
+from vidmorph.engines.costs import SpeedRecord, TokenGeometry, estimate_windows, module_bytes
 from vidmorph.engines.diffusion import (
-    SpeedRecord,
     StepProgress,
-    TokenGeometry,
     Window,
     compute_dtype,
     denoising_steps,
-    estimate_windows,
     frames_to_multiple,
-    module_bytes,
     pad_frames,
     place_window,
     plan_windows,

@@ -16,14 +16,13 @@ import pytest
 from tests.engines.tiny_wan import build_tiny_wan
 from vidmorph.config import Settings
 from vidmorph.engines.base import GenerationInput
+from vidmorph.engines.frames import nearest_frames, working_size
 from vidmorph.engines.wan import (
     LARGE_AREA_PX,
     SMALL_AREA_PX,
     WanEngine,
     create,
     model_frame_count,
-    nearest_frames,
-    working_size,
 )
 from vidmorph.errors import RequestTooLarge, TaskCancelled
 from vidmorph.media.clip import Clip

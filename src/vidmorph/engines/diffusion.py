@@ -1,18 +1,18 @@
-"""Model-agnostic machinery for diffusers video engines: windows, seams, steps, devices, costs.
+"""Model-agnostic machinery for diffusers video engines: windows, seams, steps, seeds, devices.
 
 A clip longer than one model window is generated as overlapping windows (`plan_windows`): each
 window after the first is conditioned on the tail of the previous window's output and its first
-`overlap` frames are cross-faded into that tail (`place_window`), so no seam shows a jump.
-`StepProgress` turns the pipelines' `callback_on_step_end` into overall progress and cancel
-checks. `SpeedRecord` is the measured cost model behind `estimate_windows`, so a job that cannot
-fit is refused before it runs. Torch is imported lazily: importing an engine stays cheap.
+`overlap` frames are cross-faded into that tail (`place_window`), so no seam shows a jump;
+`run_windows` runs a plan's windows in turn. `StepProgress` turns the pipelines'
+`callback_on_step_end` into overall progress and cancel checks. The cost model that weights
+that progress and refuses jobs that cannot fit is in `costs.py`. Torch is imported lazily:
+importing an engine stays cheap.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
-import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -44,6 +44,26 @@ class Window:
     @property
     def stop(self) -> int:
         return self.start + self.num_frames
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The windows of one clip and the frame size they run at (padded or scaled to it)."""
+
+    windows: list[Window]
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How every window of a call is sampled; each engine adds its schedule."""
+
+    guidance_scale: float
+    strength: float  # SDEdit strength, already clamped by the engine
+    steps: int  # denoising steps that strength leaves, > 0
+    seed: int
+    embeds: dict[str, Any]  # the prompt's embeddings (+ negative ones with CFG) as kwargs
 
 
 def frames_to_multiple(num_frames: int, frame_multiple: int) -> int:
@@ -104,6 +124,27 @@ def place_window(out: Frames, frames: Frames, window: Window) -> None:
         mixed = target.astype(np.float32) * (1.0 - weight) + frames[offset] * weight
         target[...] = np.rint(mixed).astype(np.uint8)
     out[window.start + head : stop] = frames[head:]
+
+
+def run_windows(
+    plan: Plan,
+    frames: Frames,
+    progress: StepProgress,
+    make: Callable[[Frames, Frames, Window], Frames],
+) -> Frames:
+    """Pad `frames` to the plan, then run its windows in turn under `torch.no_grad`: the model
+    call `make(padded, out, window)` sees the padded input and the output so far, and what it
+    makes is placed into `out`. Returns the padded output; cropping it is the caller's."""
+    import torch
+
+    padded = pad_frames(frames, plan.windows[-1].stop, plan.height, plan.width)
+    out = np.empty_like(padded)
+    with torch.no_grad():
+        for window in plan.windows:
+            progress.start_window(window.index)
+            place_window(out, make(padded, out, window), window)
+            progress.window_done()
+    return out
 
 
 def denoising_steps(num_steps: int, strength: float) -> int:
@@ -225,106 +266,3 @@ def _clear_frames(error: BaseException) -> None:
         seen.add(id(link))
         traceback.clear_frames(link.__traceback__)  # frames still running are skipped
         pending += [e for e in (link.__cause__, link.__context__) if e is not None]
-
-
-def module_bytes(*modules: torch.nn.Module) -> int:
-    """Bytes of the parameters and buffers of `modules`."""
-    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def available_memory_bytes(device: torch.device) -> int:
-    """Memory a job on `device` may use: free CUDA memory plus what this process's allocator
-    already holds (our weights included), or the host's physical memory on a CPU."""
-    if device.type == "cuda":
-        import torch
-
-        free_bytes, _total = torch.cuda.mem_get_info(device)
-        return int(free_bytes) + int(torch.cuda.memory_reserved(device))
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What a job needs before it runs: peak device memory (GPU, or host on a CPU) and time."""
-
-    gpu_bytes: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class TokenGeometry:
-    """How a model turns frames into transformer tokens: VAE compression, then patches."""
-
-    temporal_ratio: int
-    spatial_ratio: int
-    patch_t: int = 1
-    patch: int = 1
-
-    def tokens(self, num_frames: int, height: int, width: int) -> int:
-        latent_frames = (num_frames - 1) // self.temporal_ratio + 1
-        rows, cols = height // self.spatial_ratio, width // self.spatial_ratio
-        return (latent_frames // self.patch_t) * (rows // self.patch) * (cols // self.patch)
-
-
-@dataclass
-class SpeedRecord:
-    """The measured cost model of one engine on one device, starting from documented defaults.
-
-    Time: `step_token_s` per denoising step per token, plus `codec_pixel_s` per pixel of every
-    frame a window encodes and decodes. Memory: `activation_bytes_per_token` on top of the
-    resident weights. Each observation moves the time figures halfway to the new measurement
-    (steady, yet it follows a change of GPU clocks); memory keeps the largest measured figure.
-    """
-
-    step_token_s: float
-    codec_pixel_s: float
-    activation_bytes_per_token: float
-    measured_memory: bool = False
-
-    def observe_window(
-        self, *, denoise_s: float, steps: int, tokens: int, codec_s: float, pixels: int
-    ) -> None:
-        if steps > 0 and tokens > 0:
-            self.step_token_s = 0.5 * (self.step_token_s + denoise_s / (steps * tokens))
-        if pixels > 0:
-            self.codec_pixel_s = 0.5 * (self.codec_pixel_s + codec_s / pixels)
-
-    def observe_peak(self, activation_bytes: int, tokens: int) -> None:
-        if tokens <= 0:
-            return
-        measured = activation_bytes / tokens
-        if self.measured_memory:
-            measured = max(measured, self.activation_bytes_per_token)
-        self.activation_bytes_per_token, self.measured_memory = measured, True
-
-    def window_seconds(self, steps: int, tokens: int, pixels: int) -> tuple[float, float]:
-        """Predicted (denoise, codec) seconds of one window."""
-        return steps * tokens * self.step_token_s, pixels * self.codec_pixel_s
-
-
-def estimate_windows(
-    windows: Sequence[Window],
-    height: int,
-    width: int,
-    *,
-    steps: int,
-    geometry: TokenGeometry,
-    record: SpeedRecord,
-    resident_bytes: int,
-    transient_bytes: int,
-) -> Estimate:
-    """Peak memory and time of running `windows` one after another at `steps` steps each.
-
-    Memory: the resident weights plus the larger of what stays on the device only for a moment
-    (the text encoder while it encodes) and the largest window's activations. Windows run one
-    at a time, so memory does not add up across them; time does.
-    """
-    tokens = [geometry.tokens(w.num_frames, height, width) for w in windows]
-    activation_bytes = max(tokens, default=0) * record.activation_bytes_per_token
-    seconds = sum(
-        sum(record.window_seconds(steps, count, w.num_frames * height * width))
-        for w, count in zip(windows, tokens, strict=True)
-    )
-    peak = resident_bytes + max(transient_bytes, int(activation_bytes))
-    return Estimate(gpu_bytes=peak, seconds=seconds)

@@ -25,23 +25,33 @@ from typing import TYPE_CHECKING, Any
 
 from vidmorph.config import Settings
 from vidmorph.engines.base import EngineInfo, GenerationInput, RunHooks
-from vidmorph.engines.diffusion import (
+from vidmorph.engines.costs import (
+    DeviceCosts,
     Estimate,
-    SpeedRecord,
-    StepProgress,
     TokenGeometry,
-    available_memory_bytes,
-    compute_dtype,
-    denoising_steps,
+    check_budget,
+    default_speed,
     estimate_windows,
     module_bytes,
+    parameter_count,
+)
+from vidmorph.engines.diffusion import (
+    Plan,
+    compute_dtype,
+    denoising_steps,
     plan_windows,
     resolve_device,
     round_up,
     run_releasing,
 )
-from vidmorph.engines.ltx_run import MAX_SEQUENCE_LENGTH, LtxRun, Plan, Sampling
-from vidmorph.errors import RequestTooLarge
+from vidmorph.engines.ltx_run import MAX_SEQUENCE_LENGTH, LtxRun, LtxSampling
+from vidmorph.engines.pipelines import (
+    PromptCache,
+    check_duration,
+    check_strength,
+    passthrough,
+    place_pipeline,
+)
 from vidmorph.media.clip import Clip
 
 if TYPE_CHECKING:
@@ -61,15 +71,22 @@ OVERLAP_FRAMES = 25
 # on the GPU; T5-XXL's encoder (4.8B parameters) visits it only while a prompt is encoded.
 DEFAULT_RESIDENT_BYTES, DEFAULT_TEXT_ENCODER_BYTES = 27 * 10**9, 95 * 10**8
 DEFAULT_TRANSFORMER_PARAMS = 13 * 10**9
-# The starting cost model; measurements replace it as windows run. Denoising: models.md §3.3
-# puts the 13B model at 2-3 s per step for 29,760 tokens on an H100 (8.4e-5 s per step-token),
-# 6.5e-15 s per step-token per transformer parameter; a CPU is taken as 200 times slower.
-STEP_TOKEN_S_PER_PARAM = {"cuda": 6.5e-15, "cpu": 1.3e-12}
-# VAE encode + tiled decode: about 3 s for 161 frames at 1280x768 on an H100 (an estimate).
-CODEC_PIXEL_S = {"cuda": 2e-8, "cpu": 1e-6}
-# Per token: transformer activations (~16 x 4096 bf16 values), the window's video in and out
-# as float32 on the device (8192 pixels x 3 x 4 B, twice) and VAE tiles; float32 on a CPU.
-ACTIVATION_BYTES_PER_TOKEN = {"cuda": 512 * 1024, "cpu": 1024 * 1024}
+# The starting cost model; measurements replace it as windows run.
+# - Denoising: models.md §3.3 puts the 13B model at 2-3 s per step for 29,760 tokens on an
+#   H100 (8.4e-5 s per step-token), 6.5e-15 s per step-token per transformer parameter; a CPU
+#   is taken as 200 times slower.
+# - Codec: VAE encode + tiled decode, about 3 s for 161 frames at 1280x768 on an H100 (an
+#   estimate).
+# - Per token: transformer activations (~16 x 4096 bf16 values), the window's video in and out
+#   as float32 on the device (8192 pixels x 3 x 4 B, twice) and VAE tiles; float32 on a CPU.
+DEVICE_COSTS = {
+    "cuda": DeviceCosts(
+        step_token_s_per_param=6.5e-15, codec_pixel_s=2e-8, activation_bytes_per_token=512 * 1024
+    ),
+    "cpu": DeviceCosts(
+        step_token_s_per_param=1.3e-12, codec_pixel_s=1e-6, activation_bytes_per_token=1024 * 1024
+    ),
+}
 
 
 class LtxEngine:
@@ -102,10 +119,10 @@ class LtxEngine:
             self._transient_bytes = DEFAULT_TEXT_ENCODER_BYTES
         else:  # float32, and the text encoder never leaves host memory
             self._resident_bytes = 2 * (DEFAULT_RESIDENT_BYTES + DEFAULT_TEXT_ENCODER_BYTES)
-        self.speed = _default_speed(self._device_type, DEFAULT_TRANSFORMER_PARAMS)
+        self.speed = default_speed(DEVICE_COSTS, self._device_type, DEFAULT_TRANSFORMER_PARAMS)
         self._pipe: LTXConditionPipeline | None = None
         self._device: torch.device | None = None
-        self._prompt: tuple[str, dict[str, Any]] | None = None
+        self._prompts = PromptCache()
 
     def load(self, device: str) -> None:
         """Load the weights (hub id or local diffusers directory) once; later calls keep them."""
@@ -118,11 +135,9 @@ class LtxEngine:
         pipe = LTXConditionPipeline.from_pretrained(
             self.model, dtype=compute_dtype(target), local_files_only=local
         )
-        pipe.set_progress_bar_config(disable=True)  # type: ignore[no-untyped-call]
-        pipe.vae.enable_tiling()  # bounds VAE memory at 1280x768 x 161 frames
-        pipe.transformer.to(target)
-        pipe.vae.to(target)  # the text encoder stays on the CPU until a prompt needs it
-        self._pipe, self._device, self._device_type, self._prompt = pipe, target, target.type, None
+        place_pipeline(pipe, target)
+        self._pipe, self._device, self._device_type = pipe, target, target.type
+        self._prompts = PromptCache()
         self.geometry = TokenGeometry(
             temporal_ratio=pipe.vae_temporal_compression_ratio,
             spatial_ratio=pipe.vae_spatial_compression_ratio,
@@ -136,8 +151,8 @@ class LtxEngine:
                 self._resident_bytes + self._transient_bytes,
                 0,
             )
-        params = sum(p.numel() for p in pipe.transformer.parameters())
-        self.speed = _default_speed(target.type, params)
+        params = parameter_count(pipe.transformer)
+        self.speed = default_speed(DEVICE_COSTS, target.type, params)
 
     def estimate(self, num_frames: int, height: int, width: int, strength: float) -> Estimate:
         """Peak device memory and seconds a job needs. Before `load` it assumes the default
@@ -161,48 +176,29 @@ class LtxEngine:
         """The estimate, or RequestTooLarge when it needs more memory than the budget (the
         configured one, else the loaded device's); callable at admission."""
         estimate = self.estimate(num_frames, height, width, strength)
-        budget = self.memory_budget_bytes
-        if budget is None and self._device is not None:
-            budget = available_memory_bytes(self._device)
-        if budget is not None and estimate.gpu_bytes > budget:
-            raise RequestTooLarge(
-                f"This request needs about {estimate.gpu_bytes / 2**30:.1f} GiB of device memory "
-                f"and this worker has {budget / 2**30:.1f} GiB; ask for fewer seconds."
-            )
-        return estimate
+        return check_budget(estimate, self.memory_budget_bytes, self._device)
 
     def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
-        if not 0.0 <= job.strength <= 1.0:
-            raise ValueError(f"strength must be within 0..1, got {job.strength}")
+        check_strength(job.strength)
         pipe, device = self._loaded()
         steps = self._steps(job.strength)
-        if steps == 0:  # passthrough, see the module docstring
-            hooks.check_cancelled()
-            hooks.progress(1.0)
-            return Clip(frames=clip.frames.copy(), fps=clip.fps)
-        if clip.duration_s > self.info.max_seconds + 1.0 / clip.fps:
-            raise RequestTooLarge(f"This engine makes at most {self.info.max_seconds:g} s per task")
+        if steps == 0:  # see the module docstring
+            return passthrough(clip, hooks)
+        check_duration(clip, self.info.max_seconds)
         self.check_fits(clip.num_frames, clip.height, clip.width, job.strength)
         plan = self._plan(clip.num_frames, clip.height, clip.width)
 
         def work() -> Clip:
-            sampling = Sampling(
-                timesteps=self.timesteps,
+            sampling = LtxSampling(
                 guidance_scale=self.guidance_scale,
                 strength=min(job.strength, MAX_DENOISE_STRENGTH),
                 steps=steps,
                 seed=job.seed,
                 embeds=self._prompt_embeds(job.text_prompt),
+                timesteps=self.timesteps,
             )
-            progress = self._progress(plan, steps, hooks)
             run = LtxRun(
-                pipe,
-                device,
-                plan,
-                sampling,
-                geometry=self.geometry,
-                speed=self.speed,
-                progress=progress,
+                pipe, device, plan, sampling, geometry=self.geometry, speed=self.speed, hooks=hooks
             )
             return Clip(frames=run.frames(clip), fps=clip.fps)
 
@@ -223,53 +219,25 @@ class LtxEngine:
         )
         return Plan(windows, round_up(height, ratio), round_up(width, ratio))
 
-    def _progress(self, plan: Plan, steps: int, hooks: RunHooks) -> StepProgress:
-        """Progress weighted by each window's predicted time, so the ratio tracks the clock."""
-        area = plan.height * plan.width
-        predicted = [
-            self.speed.window_seconds(
-                steps,
-                self.geometry.tokens(w.num_frames, plan.height, plan.width),
-                w.num_frames * area,
-            )
-            for w in plan.windows
-        ]
-        return StepProgress(hooks, steps, predicted)
-
     def _prompt_embeds(self, text: str) -> dict[str, Any]:
         """The prompt's T5 embeddings as pipeline keyword arguments; the last prompt's are kept."""
-        if self._prompt is not None and self._prompt[0] == text:
-            return self._prompt[1]
-        import torch
-
         pipe, device = self._loaded()
-        encoder = pipe.text_encoder
-        encoder.to(device)
-        try:
-            with torch.no_grad():
-                embeds, mask, negative, negative_mask = pipe.encode_prompt(
-                    prompt=text,
-                    do_classifier_free_guidance=self.guidance_scale > 1.0,
-                    max_sequence_length=MAX_SEQUENCE_LENGTH,
-                    device=device,
-                )
-        finally:
-            encoder.to("cpu")  # gives ~9.5 GB of the GPU back for denoising; no-op on a CPU
-        kwargs: dict[str, Any] = {"prompt_embeds": embeds, "prompt_attention_mask": mask}
-        if negative is not None:  # only with classifier-free guidance
-            kwargs["negative_prompt_embeds"] = negative
-            kwargs["negative_prompt_attention_mask"] = negative_mask
-        self._prompt = (text, kwargs)
-        return kwargs
 
+        def encode() -> dict[str, Any]:
+            embeds, mask, negative, negative_mask = pipe.encode_prompt(
+                prompt=text,
+                do_classifier_free_guidance=self.guidance_scale > 1.0,
+                max_sequence_length=MAX_SEQUENCE_LENGTH,
+                device=device,
+            )
+            kwargs: dict[str, Any] = {"prompt_embeds": embeds, "prompt_attention_mask": mask}
+            if negative is not None:  # only with classifier-free guidance
+                kwargs["negative_prompt_embeds"] = negative
+                kwargs["negative_prompt_attention_mask"] = negative_mask
+            return kwargs
 
-def _default_speed(device_type: str, transformer_params: int) -> SpeedRecord:
-    kind = "cuda" if device_type == "cuda" else "cpu"
-    return SpeedRecord(
-        step_token_s=STEP_TOKEN_S_PER_PARAM[kind] * transformer_params,
-        codec_pixel_s=CODEC_PIXEL_S[kind],
-        activation_bytes_per_token=ACTIVATION_BYTES_PER_TOKEN[kind],
-    )
+        # T5-XXL visits the GPU only to encode: ~9.5 GB back for denoising afterwards.
+        return self._prompts.embeds(text, pipe.text_encoder, device, encode)
 
 
 def create(settings: Settings) -> LtxEngine:

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vidmorph.engines.base import RunHooks
+from vidmorph.engines.costs import SpeedRecord, TokenGeometry, WindowMeter
 from vidmorph.engines.diffusion import (
     Frames,
-    SpeedRecord,
-    StepProgress,
-    TokenGeometry,
+    Plan,
+    Sampling,
     Window,
     compute_dtype,
-    pad_frames,
-    place_window,
+    run_windows,
     seeded_generator,
     window_seed,
 )
@@ -41,24 +41,10 @@ DECODE_TIMESTEP, DECODE_NOISE_SCALE = 0.05, 0.025
 
 
 @dataclass(frozen=True)
-class Plan:
-    """The windows of one clip and the frame size it is padded to (the VAE's multiple)."""
-
-    windows: list[Window]
-    height: int
-    width: int
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How every window of a call is sampled."""
+class LtxSampling(Sampling):
+    """How every window of a call is sampled: the shared settings and LTX's timesteps."""
 
     timesteps: tuple[float, ...]
-    guidance_scale: float
-    strength: float  # denoise_strength, already clamped by the engine
-    steps: int  # denoising steps that strength leaves, > 0
-    seed: int
-    embeds: dict[str, Any]  # prompt_embeds, prompt_attention_mask (+ negative ones with CFG)
 
 
 class LtxRun:
@@ -69,30 +55,26 @@ class LtxRun:
         pipe: LTXConditionPipeline,
         device: torch.device,
         plan: Plan,
-        sampling: Sampling,
+        sampling: LtxSampling,
         *,
         geometry: TokenGeometry,
         speed: SpeedRecord,
-        progress: StepProgress,
+        hooks: RunHooks,
     ) -> None:
         self.pipe, self.device, self.plan, self.sampling = pipe, device, plan, sampling
         self.dtype = compute_dtype(device)
-        self.speed, self.progress = speed, progress
-        self.tokens = [geometry.tokens(w.num_frames, plan.height, plan.width) for w in plan.windows]
+        self.meter = WindowMeter(
+            device, plan, hooks, steps=sampling.steps, geometry=geometry, record=speed
+        )
 
     def frames(self, clip: Clip) -> Frames:
         """The clip's new frames: padded to the plan, generated window by window, cropped back."""
-        import torch
+        fps = max(1, round(clip.fps))
 
-        plan = self.plan
-        frames = pad_frames(clip.frames, plan.windows[-1].stop, plan.height, plan.width)
-        out = np.empty_like(frames)
-        with torch.no_grad():
-            for window in plan.windows:
-                self.progress.start_window(window.index)
-                made = self._window(frames, out, window, max(1, round(clip.fps)))
-                place_window(out, made, window)
-                self.progress.window_done()
+        def make(frames: Frames, out: Frames, window: Window) -> Frames:
+            return self._window(frames, out, window, fps)
+
+        out = run_windows(self.plan, clip.frames, self.meter.progress, make)
         return np.ascontiguousarray(out[: clip.num_frames, : clip.height, : clip.width])
 
     def _window(self, frames: Frames, out: Frames, window: Window, fps: int) -> Frames:
@@ -100,7 +82,7 @@ class LtxRun:
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
         sampling = self.sampling
-        started, allocated = time.perf_counter(), self._reset_peak()
+        self.meter.start()
         latents = self._encode(frames[window.start : window.stop])
         conditions = None
         if window.overlap:
@@ -126,12 +108,12 @@ class LtxRun:
             decode_noise_scale=DECODE_NOISE_SCALE,
             generator=seeded_generator(self.device, window_seed(sampling.seed, window.index)),
             output_type="pt",
-            callback_on_step_end=self.progress.on_step_end,
+            callback_on_step_end=self.meter.progress.on_step_end,
             max_sequence_length=MAX_SEQUENCE_LENGTH,
             **sampling.embeds,
         )
         made = _to_frames(result.frames[0])
-        self._observe(window, started, called, allocated)
+        self._observe(window, called)
         return made
 
     def _tensor(self, frames: Frames) -> torch.Tensor:
@@ -155,31 +137,17 @@ class LtxRun:
         )
         return latents
 
-    def _reset_peak(self) -> int:
-        """Bytes allocated before a window, with the peak counter restarted (CUDA only)."""
-        if self.device.type != "cuda":
-            return 0
-        import torch
-
-        torch.cuda.reset_peak_memory_stats(self.device)
-        return int(torch.cuda.memory_allocated(self.device))
-
-    def _observe(self, window: Window, started: float, called: float, allocated: int) -> None:
-        """Feed the window's measured times (and CUDA peak memory) into the speed record."""
-        ended, tokens = time.perf_counter(), self.tokens[window.index]
-        denoised = max(self.progress.last_step_at, called)
-        self.speed.observe_window(
+    def _observe(self, window: Window, called: float) -> None:
+        """The window's measured times: denoising from the call to its last step's end, the
+        codec (VAE encode before the call, decode after the last step) the rest."""
+        ended = time.perf_counter()
+        denoised = max(self.meter.progress.last_step_at, called)
+        self.meter.observe(
+            window,
             denoise_s=denoised - called,
             steps=self.sampling.steps,
-            tokens=tokens,
-            codec_s=(called - started) + (ended - denoised),
-            pixels=window.num_frames * self.plan.height * self.plan.width,
+            codec_s=(called - self.meter.started) + (ended - denoised),
         )
-        if self.device.type == "cuda":
-            import torch
-
-            peak = int(torch.cuda.max_memory_allocated(self.device))
-            self.speed.observe_peak(peak - allocated, tokens)
 
 
 def _to_frames(video: torch.Tensor) -> Frames:
