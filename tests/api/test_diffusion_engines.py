@@ -3,12 +3,11 @@ and the pre-flight refusal of a job that cannot fit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-import torch
 
 from tests.engines.tiny_pipelines import build_tiny_ltx
 from tests.engines.tiny_wan import build_tiny_wan
@@ -16,14 +15,7 @@ from tests.harness import start_server
 from tests.videos import probe_output
 from vidmorph.config import Settings
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # The uvicorn thread, the worker and torch share 2 cores; one intra-op thread avoids thrash.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

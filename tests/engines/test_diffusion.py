@@ -11,6 +11,7 @@ import pytest
 import torch
 from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline
 
+from tests.engines.hooks import RecordingHooks
 from vidmorph.engines.costs import SpeedRecord, TokenGeometry, estimate_windows, module_bytes
 from vidmorph.engines.diffusion import (
     StepProgress,
@@ -27,23 +28,6 @@ from vidmorph.engines.diffusion import (
     window_seed,
 )
 from vidmorph.errors import TaskCancelled
-
-
-class RecordingHooks:
-    """Records progress; raises TaskCancelled on the `cancel_at`-th cancellation check."""
-
-    def __init__(self, cancel_at: int | None = None) -> None:
-        self.ratios: list[float] = []
-        self.checks = 0
-        self.cancel_at = cancel_at
-
-    def progress(self, ratio: float) -> None:
-        self.ratios.append(ratio)
-
-    def check_cancelled(self) -> None:
-        self.checks += 1
-        if self.checks == self.cancel_at:
-            raise TaskCancelled()
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from tests.engines.hooks import RecordingHooks
 from tests.engines.tiny_pipelines import build_tiny_ltx
 from vidmorph.config import Settings
 from vidmorph.engines.base import GenerationInput
@@ -28,23 +28,6 @@ HEIGHT, WIDTH, FPS = 96, 160, 24.0
 WINDOW, OVERLAP = 25, 9
 #: 4 of the 8 distilled steps run at strength 0.6
 STEPS_AT_06 = 4
-
-
-class RecordingHooks:
-    """Records progress; raises TaskCancelled on the `cancel_at`-th cancellation check."""
-
-    def __init__(self, cancel_at: int | None = None) -> None:
-        self.ratios: list[float] = []
-        self.checks = 0
-        self.cancel_at = cancel_at
-
-    def progress(self, ratio: float) -> None:
-        self.ratios.append(ratio)
-
-    def check_cancelled(self) -> None:
-        self.checks += 1
-        if self.checks == self.cancel_at:
-            raise TaskCancelled()
 
 
 def panning(num_frames: int, height: int = HEIGHT, width: int = WIDTH) -> Clip:
@@ -65,13 +48,7 @@ def frame_steps(frames: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core box those only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.engines.hooks import RecordingHooks
 from tests.engines.tiny_wan import build_tiny_wan
 from vidmorph.config import Settings
 from vidmorph.engines.base import GenerationInput
@@ -27,25 +28,10 @@ from vidmorph.engines.wan import (
 from vidmorph.errors import RequestTooLarge, TaskCancelled
 from vidmorph.media.clip import Clip
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 WIDTH, HEIGHT, FPS = 64, 48, 24.0
 PROMPT = "a red monkey dance in the rain"
-
-
-class Hooks:
-    """Records progress; raises TaskCancelled at the `cancel_at`-th cancellation check."""
-
-    def __init__(self, cancel_at: int | None = None) -> None:
-        self.ratios: list[float] = []
-        self.checks = 0
-        self.cancel_at = cancel_at
-
-    def progress(self, ratio: float) -> None:
-        self.ratios.append(ratio)
-
-    def check_cancelled(self) -> None:
-        self.checks += 1
-        if self.cancel_at is not None and self.checks >= self.cancel_at:
-            raise TaskCancelled()
 
 
 def moving_clip(seconds: float) -> Clip:
@@ -83,7 +69,7 @@ def engine(model_dir: Path) -> WanEngine:
 @pytest.fixture(scope="module")
 def one_second(engine: WanEngine) -> tuple[Clip, Clip]:
     clip = moving_clip(1.0)
-    return clip, engine.generate(clip, job(), Hooks())
+    return clip, engine.generate(clip, job(), RecordingHooks())
 
 
 def test_output_has_the_input_frame_count_size_and_fps(one_second: tuple[Clip, Clip]) -> None:
@@ -97,24 +83,26 @@ def test_same_seed_same_frames_other_seed_other_frames(
     engine: WanEngine, one_second: tuple[Clip, Clip]
 ) -> None:
     clip, first = one_second
-    again = engine.generate(clip, job(), Hooks())
-    other = engine.generate(clip, job(seed=8), Hooks())
+    again = engine.generate(clip, job(), RecordingHooks())
+    other = engine.generate(clip, job(seed=8), RecordingHooks())
     assert np.array_equal(again.frames, first.frames)
     assert not np.array_equal(other.frames, first.frames)
 
 
 def test_strength_zero_returns_the_input_without_running(engine: WanEngine) -> None:
-    clip, hooks = moving_clip(1.0), Hooks()
+    clip, hooks = moving_clip(1.0), RecordingHooks()
     out = engine.generate(clip, job(strength=0.0), hooks)
     assert np.array_equal(out.frames, clip.frames)
     assert out.frames is not clip.frames
     assert hooks.ratios == [1.0]
     # Below one step of the schedule (1/8 here) is a passthrough too.
-    assert np.array_equal(engine.generate(clip, job(strength=0.1), Hooks()).frames, clip.frames)
+    assert np.array_equal(
+        engine.generate(clip, job(strength=0.1), RecordingHooks()).frames, clip.frames
+    )
 
 
 def test_progress_rises_to_one(engine: WanEngine) -> None:
-    hooks = Hooks()
+    hooks = RecordingHooks()
     engine.generate(moving_clip(1.0), job(), hooks)
     assert len(hooks.ratios) > 4
     assert hooks.ratios == sorted(hooks.ratios)
@@ -126,11 +114,11 @@ def test_cancel_mid_denoise_raises_and_leaves_the_engine_usable(
     engine: WanEngine, one_second: tuple[Clip, Clip]
 ) -> None:
     clip, reference = one_second
-    hooks = Hooks(cancel_at=3)  # window start, step 1, then step 2 cancels
+    hooks = RecordingHooks(cancel_at=3)  # window start, step 1, then step 2 cancels
     with pytest.raises(TaskCancelled):
         engine.generate(clip, job(), hooks)
     assert hooks.ratios and hooks.ratios[-1] < 1.0
-    assert np.array_equal(engine.generate(clip, job(), Hooks()).frames, reference.frames)
+    assert np.array_equal(engine.generate(clip, job(), RecordingHooks()).frames, reference.frames)
 
 
 def test_long_output_runs_three_windows_with_smooth_seams(engine: WanEngine) -> None:
@@ -138,7 +126,7 @@ def test_long_output_runs_three_windows_with_smooth_seams(engine: WanEngine) -> 
     plan = engine.plan(clip.num_frames, clip.fps, clip.width, clip.height)
     assert len(plan.windows) >= 3
     assert all((w.num_frames - 1) % 4 == 0 for w in plan.windows)
-    out = engine.generate(clip, job(), Hooks())
+    out = engine.generate(clip, job(), RecordingHooks())
     assert out.frames.shape == clip.frames.shape
     steps = np.abs(np.diff(out.frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
     moving = np.median(steps[steps > 0])
@@ -155,7 +143,7 @@ def test_large_clips_run_scaled_down_and_come_back_at_full_size(model_dir: Path)
     small.load("cpu")
     clip = moving_clip(0.5)
     assert small.plan(clip.num_frames, FPS, WIDTH, HEIGHT).width == 32
-    out = small.generate(clip, job(), Hooks())
+    out = small.generate(clip, job(), RecordingHooks())
     assert out.frames.shape == clip.frames.shape
 
 
@@ -163,9 +151,9 @@ def test_too_long_or_too_large_requests_are_refused(model_dir: Path) -> None:
     short = WanEngine(str(model_dir), device="cpu", max_seconds=0.5, memory_budget_bytes=1)
     short.load("cpu")
     with pytest.raises(RequestTooLarge):
-        short.generate(moving_clip(1.0), job(), Hooks())
+        short.generate(moving_clip(1.0), job(), RecordingHooks())
     with pytest.raises(RequestTooLarge, match="GiB"):
-        short.generate(moving_clip(0.5), job(), Hooks())
+        short.generate(moving_clip(0.5), job(), RecordingHooks())
     assert short.estimate(12, HEIGHT, WIDTH, 0.0).seconds == 0.0
 
 

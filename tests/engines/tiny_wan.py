@@ -19,36 +19,11 @@ from diffusers import (
     WanTransformer3DModel,
     WanVideoToVideoPipeline,
 )
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+from transformers import UMT5Config, UMT5EncoderModel
+
+from tests.engines.tiny_pipelines import WORDS, make_tokenizer
 
 TEXT_DIM = 32
-WORDS = (
-    "a the cat dog dance monkey red blue video style of in on street night rain "
-    "watercolor painting anime film noir black and white"
-)
-
-
-def make_tokenizer(model_max_length: int = 512) -> PreTrainedTokenizerFast:
-    """A T5-style Unigram tokenizer over a few words; unknown words map to <unk>."""
-    words = ["<pad>", "</s>", "<unk>"] + ["▁" + word for word in WORDS.split()]
-    vocab = [(word, 0.0 if index < 3 else -float(index)) for index, word in enumerate(words)]
-    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=2))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    # T5 appends EOS to every sequence.
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        model_max_length=model_max_length,
-        padding_side="right",
-    )
 
 
 def build_tiny_wan(path: Path, seed: int = 0) -> Path:
@@ -96,7 +71,7 @@ def build_tiny_wan(path: Path, seed: int = 0) -> Path:
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
     )
     pipeline = WanVideoToVideoPipeline(
-        tokenizer=make_tokenizer(),
+        tokenizer=make_tokenizer(model_max_length=512),
         text_encoder=text_encoder,
         transformer=transformer,
         vae=vae,
