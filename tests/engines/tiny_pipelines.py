@@ -11,6 +11,7 @@ real `from_pretrained` path. The Wan builder lives in `tiny_wan.py`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import (
@@ -53,21 +54,24 @@ def make_tokenizer(model_max_length: int = 128) -> PreTrainedTokenizerFast:
     )
 
 
+#: the tiny text encoder's config, shared by the LTX (T5) and Wan (UMT5) builders
+TEXT_ENCODER_CONFIG: dict[str, Any] = {
+    # Must exceed the largest token id the tokenizer yields.
+    "vocab_size": len(WORDS.split()) + 3,
+    "d_model": TEXT_DIM,
+    "d_kv": 8,
+    "d_ff": 37,
+    "num_layers": 2,
+    "num_heads": 4,
+    "relative_attention_num_buckets": 8,
+    "dropout_rate": 0.0,
+    "is_encoder_decoder": False,
+    "use_cache": False,
+}
+
+
 def _text_encoder() -> T5EncoderModel:
-    config = T5Config(
-        # Must exceed the largest token id the tokenizer yields.
-        vocab_size=len(WORDS.split()) + 3,
-        d_model=TEXT_DIM,
-        d_kv=8,
-        d_ff=37,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        dropout_rate=0.0,
-        is_encoder_decoder=False,
-        use_cache=False,
-    )
-    return T5EncoderModel(config).eval()
+    return T5EncoderModel(T5Config(**TEXT_ENCODER_CONFIG)).eval()
 
 
 def _vae() -> AutoencoderKLLTXVideo:

@@ -21,29 +21,13 @@ from diffusers import (
 )
 from transformers import UMT5Config, UMT5EncoderModel
 
-from tests.engines.tiny_pipelines import WORDS, make_tokenizer
-
-TEXT_DIM = 32
+from tests.engines.tiny_pipelines import TEXT_ENCODER_CONFIG, make_tokenizer
 
 
 def build_tiny_wan(path: Path, seed: int = 0) -> Path:
     """Write a tiny random `WanVideoToVideoPipeline` to `path` (created) and return `path`."""
     torch.manual_seed(seed)
-    vocab_size = len(WORDS.split()) + 3
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=vocab_size,
-            d_model=TEXT_DIM,
-            d_kv=8,
-            d_ff=37,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            dropout_rate=0.0,
-            is_encoder_decoder=False,
-            use_cache=False,
-        )
-    ).eval()
+    text_encoder = UMT5EncoderModel(UMT5Config(**TEXT_ENCODER_CONFIG)).eval()
     vae = AutoencoderKLWan(
         base_dim=3,
         z_dim=16,
@@ -57,7 +41,7 @@ def build_tiny_wan(path: Path, seed: int = 0) -> Path:
         attention_head_dim=12,
         in_channels=16,
         out_channels=16,
-        text_dim=TEXT_DIM,
+        text_dim=TEXT_ENCODER_CONFIG["d_model"],
         freq_dim=256,
         ffn_dim=32,
         num_layers=2,
