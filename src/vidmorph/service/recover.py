@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from vidmorph.domain.clock import utcnow
 from vidmorph.domain.states import TaskStatus
 from vidmorph.service import notify
 from vidmorph.service.context import AppContext
@@ -36,6 +38,22 @@ def sweep_lapsed(ctx: AppContext) -> int:
         else:
             notify.task_changed(ctx, task)
     return handled
+
+
+#: how long a finished task may go without its callback queued before the sweep queues it
+CALLBACK_GRACE_S = 10.0
+
+
+def sweep_lost_callbacks(ctx: AppContext, grace_s: float = CALLBACK_GRACE_S) -> int:
+    """Queue the final callback of tasks that finished without one (a crash in between)."""
+    before = utcnow() - timedelta(seconds=grace_s)
+    lost = ctx.tasks.finished_without_callback(before)
+    for uuid in lost:
+        task = ctx.tasks.get(uuid)
+        if task is not None:
+            log.warning("task %s finished without its callback queued; queueing it", uuid)
+            notify.task_changed(ctx, task)
+    return len(lost)
 
 
 def resubmit_pending(ctx: AppContext) -> int:

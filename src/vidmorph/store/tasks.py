@@ -13,10 +13,10 @@ from vidmorph import errors
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.ids import format_id
 from vidmorph.domain.models import Asset, GenerationParams, Task
-from vidmorph.domain.states import IN_FLIGHT, TaskStatus
+from vidmorph.domain.states import IN_FLIGHT, TERMINAL, TaskStatus
 from vidmorph.store.assets import to_asset
 from vidmorph.store.db import Database
-from vidmorph.store.tables import accounts, assets, moderation_events, tasks
+from vidmorph.store.tables import accounts, assets, deliveries, moderation_events, tasks
 from vidmorph.store.transitions import TaskTransitions, charge
 
 _IN_FLIGHT = [s.value for s in IN_FLIGHT]
@@ -200,6 +200,22 @@ class TaskStore(TaskTransitions):
         with self.db.read() as conn:
             query = select(func.count()).where(tasks.c.status == TaskStatus.RUNNING.value)
             return int(conn.execute(query).scalar_one())
+
+    def finished_without_callback(self, before: datetime, limit: int = 100) -> list[str]:
+        """Finished tasks with a replyUrl but no terminal delivery row: a process died between
+        finishing the task and queueing its callback."""
+        queued = select(deliveries.c.id).where(
+            deliveries.c.task_uuid == tasks.c.uuid, deliveries.c.terminal.is_(True)
+        )
+        query = (
+            select(tasks.c.uuid)
+            .where(tasks.c.status.in_([s.value for s in TERMINAL]))
+            .where(tasks.c.reply_url.is_not(None), tasks.c.finished_at < before)
+            .where(~queued.exists())
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return list(conn.execute(query).scalars())
 
     def recent_runs(self, limit: int = 20) -> list[tuple[float, float]]:
         """(wall seconds, output seconds) of the latest successful runs, newest first."""

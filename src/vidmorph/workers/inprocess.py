@@ -76,5 +76,6 @@ class InProcessDispatcher:
         while not self._stop.wait(self.ctx.settings.recover_interval_s):
             try:
                 recover.sweep_lapsed(self.ctx)
+                recover.sweep_lost_callbacks(self.ctx)
             except Exception:
                 log.exception("lease sweep failed")
