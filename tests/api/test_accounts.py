@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.harness import LiveServer
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.harness import LiveServer, start_server
+from tests.videos import make_video
+from vidmorph.config import Settings
 
 
 def test_create_update_read_and_delete_an_account(server: LiveServer) -> None:
@@ -48,3 +53,24 @@ def test_features_report_plan_credits(server: LiveServer) -> None:
     assert body["permitted"]["numPlanCredits"] == 100_000
     assert body["used"]["numPlanCredits"] == 0
     assert body["permitted"]["storageGB"] > 0
+
+
+def test_account_with_tasks_in_flight_cannot_be_deleted(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(workers=0)) as live:
+        email = "b@x.com"
+        live.client.post(f"{live.api}/accounts/{email}", json={"maxJobs": 2})
+        asset = live.upload(make_video(tmp_path / "v.mp4", seconds=1), email=email)
+        task = live.create({"assetId": asset["assetId"], "text_prompt": "night"}).json()
+        busy = live.client.delete(f"{live.api}/accounts/{email}")
+        assert busy.status_code == 409 and "cancel them first" in busy.json()["error"]
+        assert live.client.delete(f"{live.api}/tasks/{task['taskId']}").status_code == 204
+        assert live.client.delete(f"{live.api}/accounts/{email}").status_code == 204
+
+
+def test_out_of_range_credit_allowance_is_400_not_500(server: LiveServer) -> None:
+    resp = server.client.post(
+        f"{server.api}/accounts/big@x.com", json={"maxJobs": 1, "numPlanCredits": 10**30}
+    )
+    assert resp.status_code == 400 and resp.json()["code"] == 400

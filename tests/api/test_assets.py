@@ -118,3 +118,11 @@ def test_signed_urls_refuse_tampering(server: LiveServer, tmp_path: Path) -> Non
     assert httpx.get(url.replace("video.mp4", "preview.jpg")).status_code == 404
     escaped = url.split("/files/")[0] + "/files/../vidmorph.db?expires=9999999999&sig=x"
     assert httpx.get(escaped).status_code == 404
+
+
+def test_one_pixel_wide_media_is_accepted_with_a_preview(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    image = server.upload(make_image(tmp_path / "dot.png", (1, 1), "PNG"), "image/png")
+    assert image["metadata"]["dimensions"] == [1, 1]
+    assert httpx.get(image["previewUrls"][0]).content[:2] == b"\xff\xd8"

@@ -53,3 +53,17 @@ def test_benign_prompts_are_admitted(
         for prompt in ("a knight fighting a dragon", "zombie apocalypse, dark horror mood"):
             task = live.create({"assetId": asset["assetId"], "text_prompt": prompt}).json()
             assert task["status"] == "PENDING", prompt
+
+
+def test_retried_flagged_request_with_idempotency_key_is_one_task_and_one_strike(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(moderation_suspend_after=2, workers=0)) as live:
+        asset = live.upload_video(tmp_path, seconds=1)
+        bad = {"assetId": asset["assetId"], "text_prompt": "graphic child porn scene"}
+        first = live.create(bad, headers={"Idempotency-Key": "k1"}).json()
+        again = live.create(bad, headers={"Idempotency-Key": "k1"})
+        third = live.create(bad, headers={"Idempotency-Key": "k1"})
+        assert again.json()["taskId"] == third.json()["taskId"] == first["taskId"]
+        ok = live.create({"assetId": asset["assetId"], "text_prompt": "a calm lake"})
+        assert ok.status_code == 200  # one strike only: not suspended

@@ -19,7 +19,8 @@ class AccountIn(BaseModel):
     password: str | None = Field(None, max_length=200)
     maxJobs: int | None = Field(None, ge=1, le=10)
     # Vidmorph's additions: an account is a capacity pool with a plan and credits.
-    numPlanCredits: int | None = Field(None, ge=0)
+    # The column is a 32-bit integer on PostgreSQL.
+    numPlanCredits: int | None = Field(None, ge=0, le=2**31 - 1)
     plan: Literal["standard", "unlimited"] | None = None
     replyUrl: str | None = Field(None, max_length=1024)
 

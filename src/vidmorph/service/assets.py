@@ -100,7 +100,7 @@ def meta_of(info: MediaInfo) -> MediaMeta:
 
 
 def _store_preview(ctx: AppContext, source: Path, info: MediaInfo, key: str) -> str:
-    width = min(PREVIEW_WIDTH, info.width) // 2 * 2
+    width = max(2, min(PREVIEW_WIDTH, info.width) // 2 * 2)
     height = max(2, round(info.height * width / info.width) // 2 * 2)
     clip = read_clip(source, width=width, height=height, fps=24.0, max_seconds=1 / 24)
     with tempfile.NamedTemporaryFile(

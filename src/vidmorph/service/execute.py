@@ -70,8 +70,12 @@ class Heartbeat:
     def _beat(self) -> None:
         lease_s = self.ctx.settings.lease_s
         while not self._stop.wait(lease_s / 3):
-            if not self.ctx.tasks.heartbeat(self.uuid, self.owner, lease_s):
-                return
+            try:
+                if not self.ctx.tasks.heartbeat(self.uuid, self.owner, lease_s):
+                    return
+            except Exception:
+                # A passing database error must not end the beat while the engine still runs.
+                log.exception("lease renewal for task %s failed; retrying", self.uuid)
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

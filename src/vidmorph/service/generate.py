@@ -74,7 +74,7 @@ def create(
             return first, asset
     flag = ctx.moderator.check(req.text_prompt)
     if flag is not None:
-        return _fail_moderated(ctx, task, flag.category, flag.message), asset
+        return _fail_moderated(ctx, task, flag.category, flag.message, idempotency), asset
     task, created = ctx.tasks.admit(
         task,
         max_jobs=req.max_jobs or account.max_jobs,
@@ -145,7 +145,13 @@ def _preflight(ctx: AppContext, task: Task, asset: Asset) -> None:
     engine.check_fits(num_frames, p.height, p.width, p.structure_transformation / 10)
 
 
-def _fail_moderated(ctx: AppContext, task: Task, category: str, message: str) -> Task:
+def _fail_moderated(
+    ctx: AppContext,
+    task: Task,
+    category: str,
+    message: str,
+    idempotency: tuple[str, str] | None,
+) -> Task:
     error = {
         "errorMessage": message,
         "reason": "SAFETY.INPUT.TEXT",
@@ -164,7 +170,11 @@ def _fail_moderated(ctx: AppContext, task: Task, category: str, message: str) ->
     )
     since = utcnow() - timedelta(seconds=ctx.settings.moderation_window_s)
     suspended = ctx.tasks.add_moderated(
-        failed, category, suspend_after=ctx.settings.moderation_suspend_after, since=since
+        failed,
+        category,
+        suspend_after=ctx.settings.moderation_suspend_after,
+        since=since,
+        idempotency=idempotency,
     )
     log.warning(
         "task %s moderated (%s)%s",

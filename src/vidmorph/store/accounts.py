@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 
+from vidmorph import errors
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Account
+from vidmorph.domain.states import IN_FLIGHT
 from vidmorph.store.db import Database
-from vidmorph.store.tables import accounts
+from vidmorph.store.tables import accounts, tasks
 
 
 def to_account(row: Row[Any]) -> Account:
@@ -70,7 +72,19 @@ class AccountStore:
         return [to_account(r) for r in rows]
 
     def delete(self, user_id: int, email: str) -> bool:
+        """Remove the account; Conflict while it has PENDING or RUNNING tasks (their reserved
+        credits and slots belong to it)."""
         with self.db.write() as conn:
+            busy = conn.execute(
+                select(func.count())
+                .select_from(tasks)
+                .where(tasks.c.user_id == user_id, tasks.c.email == email)
+                .where(tasks.c.status.in_([s.value for s in IN_FLIGHT]))
+            ).scalar_one()
+            if busy:
+                raise errors.Conflict(
+                    f"Account {email} has {busy} tasks pending or running; cancel them first."
+                )
             result = conn.execute(
                 delete(accounts).where(accounts.c.user_id == user_id, accounts.c.email == email)
             )

@@ -35,8 +35,6 @@ class Database:
             _sqlite_pragmas(self.engine)
             self._immediate = self.engine.execution_options(begin_mode="IMMEDIATE")
             self._write_lock = threading.Lock()
-            self._immediate = self.engine.execution_options(begin_mode="IMMEDIATE")
-            self._write_lock = threading.Lock()
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

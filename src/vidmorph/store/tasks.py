@@ -116,12 +116,26 @@ class TaskStore(TaskTransitions):
         return task, True
 
     def add_moderated(
-        self, task: Task, category: str, *, suspend_after: int, since: datetime
+        self,
+        task: Task,
+        category: str,
+        *,
+        suspend_after: int,
+        since: datetime,
+        idempotency: tuple[str, str] | None = None,
     ) -> bool:
-        """Store a task that FAILED moderation; True when this one suspends the account."""
+        """Store a task that FAILED moderation; True when this one suspends the account.
+
+        With `idempotency`, a repeat of the same request stores nothing and adds no strike.
+        """
         with self.db.write() as conn:
             _lock_account(conn, task.user_id, task.email)
-            conn.execute(insert(tasks).values(**task_values(task)))
+            values = task_values(task)
+            if idempotency is not None:
+                if _by_idempotency(conn, task.user_id, *idempotency) is not None:
+                    return False
+                values.update(idempotency_key=idempotency[0], request_hash=idempotency[1])
+            conn.execute(insert(tasks).values(**values))
             conn.execute(
                 insert(moderation_events).values(
                     user_id=task.user_id, email=task.email, category=category, created_at=utcnow()

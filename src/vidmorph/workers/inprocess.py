@@ -28,7 +28,8 @@ class InProcessDispatcher:
         self.ctx = ctx
         self.workers = workers
         #: identifies this process's leases; a restarted process gets a new one
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Bounded to fit the 64-character lease column whatever the host name.
+        self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._queue: queue.PriorityQueue[tuple[int, int, str]] = queue.PriorityQueue()
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -68,7 +69,9 @@ class InProcessDispatcher:
             if task_id == _STOP:
                 return
             try:
-                run_task(self.ctx, task_id, self.owner)
+                # One owner per claim: if a lease lapses and this same process claims the task
+                # again, the stale run can no longer write to (or fail) the new one.
+                run_task(self.ctx, task_id, f"{self.owner}:{uuid.uuid4().hex[:6]}")
             except Exception:
                 log.exception("worker failed on task %s", task_id)
 
