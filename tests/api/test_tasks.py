@@ -108,3 +108,22 @@ def test_unknown_routes_and_ids_use_the_envelope(server: LiveServer) -> None:
     assert server.client.get(f"{server.api}/nope").json() == {"error": "Not found.", "code": 404}
     resp = server.client.get(f"{server.api}/tasks/not-a-task-id")
     assert resp.status_code == 404 and resp.json()["code"] == 404
+
+
+def test_listed_tasks_carry_their_own_artifacts_and_sources(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    first = server.upload_video(tmp_path, seconds=1)
+    second = server.upload_video(tmp_path, seconds=1, pattern="gradient")
+    made = [
+        server.create({"assetId": a["assetId"], "text_prompt": "noir"}).json()
+        for a in (first, second)
+    ]
+    for task in made:
+        server.wait_task(task["taskId"], {"SUCCEEDED"})
+    listed = server.client.get(f"{server.api}/tasks/?statuses=SUCCEEDED").json()
+    by_id = {t["taskId"]: t for t in listed}
+    for task, asset in zip(made, (first, second), strict=True):
+        got = by_id[task["taskId"]]
+        assert [a["taskId"] for a in got["artifacts"]] == [task["taskId"]]
+        assert asset["id"] in got["options"]["video_prompt"]

@@ -83,6 +83,18 @@ def task_view(
     return body
 
 
+def task_views(ctx: AppContext, tasks: list[Task]) -> list[dict[str, Any]]:
+    """Views of many tasks with their sources and accounts read once, not once per task."""
+    if not tasks:
+        return []
+    user_id = tasks[0].user_id
+    sources = ctx.assets.by_uuids(user_id, sorted({t.params.asset_uuid for t in tasks}))
+    accounts = {a.email: a for a in ctx.accounts.all_of(user_id)}
+    return [
+        task_view(ctx, t, sources.get(t.params.asset_uuid), accounts.get(t.email)) for t in tasks
+    ]
+
+
 def estimated_start_s(ctx: AppContext, place_in_line: int) -> int:
     speed = _cached(
         f"speed:{id(ctx)}",

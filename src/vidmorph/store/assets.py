@@ -84,12 +84,13 @@ class AssetStore:
         with self.db.read() as conn:
             return [to_asset(r) for r in conn.execute(query).all()]
 
-    def of_task(self, task_uuid: str) -> list[Asset]:
+    def by_uuids(self, user_id: int, uuids: list[str]) -> dict[str, Asset]:
+        """Several of the user's assets in one query, by uuid (missing ones left out)."""
+        if not uuids:
+            return {}
+        query = select(assets).where(assets.c.user_id == user_id, assets.c.uuid.in_(uuids))
         with self.db.read() as conn:
-            rows = conn.execute(
-                select(assets).where(assets.c.task_uuid == task_uuid).order_by(assets.c.created_at)
-            ).all()
-        return [to_asset(r) for r in rows]
+            return {r.uuid: to_asset(r) for r in conn.execute(query).all()}
 
     def delete(self, user_id: int, uuid: str) -> Asset | None:
         """Remove the row and return it, so the caller can delete its blobs."""

@@ -188,7 +188,9 @@ class TaskStore(TaskTransitions):
             query = query.where(tasks.c.status.in_([s.value for s in statuses]))
         query = query.order_by(tasks.c.created_at.desc(), tasks.c.uuid).offset(offset).limit(limit)
         with self.db.read() as conn:
-            return [to_task(r, _artifacts(conn, r.uuid)) for r in conn.execute(query).all()]
+            rows = conn.execute(query).all()
+            found = _artifacts_of(conn, [r.uuid for r in rows])
+        return [to_task(r, found.get(r.uuid, ())) for r in rows]
 
     def in_flight(self, user_id: int | None = None) -> list[Task]:
         """PENDING and RUNNING tasks in queue order (explore mode last)."""
@@ -294,7 +296,17 @@ def _running_list(task: Task, running: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def _artifacts(conn: Connection, uuid: str) -> tuple[Asset, ...]:
+    return _artifacts_of(conn, [uuid]).get(uuid, ())
+
+
+def _artifacts_of(conn: Connection, uuids: list[str]) -> dict[str, tuple[Asset, ...]]:
+    """The output assets of several tasks in one query, by task uuid."""
+    if not uuids:
+        return {}
     rows = conn.execute(
-        select(assets).where(assets.c.task_uuid == uuid).order_by(assets.c.created_at)
+        select(assets).where(assets.c.task_uuid.in_(uuids)).order_by(assets.c.created_at)
     ).all()
-    return tuple(to_asset(r) for r in rows)
+    found: dict[str, list[Asset]] = {}
+    for row in rows:
+        found.setdefault(row.task_uuid, []).append(to_asset(row))
+    return {uuid: tuple(items) for uuid, items in found.items()}

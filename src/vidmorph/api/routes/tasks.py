@@ -11,7 +11,7 @@ from vidmorph import errors
 from vidmorph.api.deps import CtxDep, UserDep
 from vidmorph.domain.states import parse_statuses
 from vidmorph.service import tasks
-from vidmorph.service.views import task_view
+from vidmorph.service.views import task_view, task_views
 
 router = APIRouter()
 
@@ -36,7 +36,7 @@ def list_tasks(
     except ValueError as exc:
         raise errors.BadRequest(f"statuses: {exc}") from None
     found = tasks.page(ctx, user, email, wanted, offset, limit)
-    return JSONResponse([task_view(ctx, t) for t in found])
+    return JSONResponse(task_views(ctx, found))
 
 
 @router.delete("/tasks/{task_id}", status_code=204)
