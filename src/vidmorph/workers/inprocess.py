@@ -1,7 +1,7 @@
 """InProcessDispatcher: a bounded pool of worker threads inside the API process.
 
-Also runs the lease sweeper, which re-queues tasks whose worker died, and on start-up hands
-every PENDING task (including ones a crash left behind) back to the pool.
+Also runs the sweeper, which re-queues tasks whose worker died, queues callbacks a crash lost,
+and hands every PENDING task (including ones another process left behind) back to the pool.
 """
 
 from __future__ import annotations
@@ -34,10 +34,18 @@ class InProcessDispatcher:
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        #: ids waiting in the queue, so the periodic re-submit never queues one twice
+        self._queued: set[str] = set()
+        self._queued_lock = threading.Lock()
 
     def submit(self, task_id: str, priority: int = 0) -> None:
-        if self.workers > 0:
-            self._queue.put((priority, next(self._seq), task_id))
+        if self.workers <= 0:
+            return
+        with self._queued_lock:
+            if task_id in self._queued:
+                return
+            self._queued.add(task_id)
+        self._queue.put((priority, next(self._seq), task_id))
 
     def start(self) -> None:
         if self.workers > 0:
@@ -68,6 +76,8 @@ class InProcessDispatcher:
             _, _, task_id = self._queue.get()
             if task_id == _STOP:
                 return
+            with self._queued_lock:
+                self._queued.discard(task_id)
             try:
                 # One owner per claim: if a lease lapses and this same process claims the task
                 # again, the stale run can no longer write to (or fail) the new one.
@@ -80,5 +90,9 @@ class InProcessDispatcher:
             try:
                 recover.sweep_lapsed(self.ctx)
                 recover.sweep_lost_callbacks(self.ctx)
+                if self.workers > 0:
+                    # PENDING tasks another process admitted and then died holding in its
+                    # memory queue: claims are conditional, so re-submitting is harmless.
+                    recover.resubmit_pending(self.ctx)
             except Exception:
                 log.exception("lease sweep failed")
