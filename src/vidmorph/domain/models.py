@@ -71,6 +71,18 @@ class Asset:
         return ids.format_id(self.user_id, self.email, "asset", self.uuid)
 
 
+def task_error(message: str, reason: str, moderation_category: str | None = None) -> dict[str, Any]:
+    """A FAILED task's `error` object in the contract's shape (useapi §6)."""
+    return {
+        "errorMessage": message,
+        "reason": reason,
+        "message": message,
+        "moderation_category": moderation_category,
+        # compat(useapi §6): Runway sets this on moderated tasks.
+        "tally_asimov": moderation_category is not None,
+    }
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     """What a create call asked for, after validation and defaults."""
@@ -85,6 +97,11 @@ class GenerationParams:
     width: int
     height: int
     resolution: str = "720p"
+
+    @property
+    def priority(self) -> int:
+        """Queue order: 0 runs first; explore-mode tasks get 1 and run after the others."""
+        return 1 if self.explore_mode else 0
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,11 @@ def get(ctx: AppContext, user: User, asset_id: str) -> Asset:
 def delete(ctx: AppContext, user: User, asset_id: str) -> None:
     asset = get(ctx, user, asset_id)
     ctx.assets.delete(user.id, asset.uuid)
+    delete_files(ctx, asset)
+
+
+def delete_files(ctx: AppContext, asset: Asset) -> None:
+    """Remove an asset's video (or image) and its preview from storage."""
     for key in (asset.blob_key, asset.preview_key):
         if key:
             ctx.storage.delete(key)

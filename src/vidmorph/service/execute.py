@@ -16,13 +16,14 @@ from types import TracebackType
 from vidmorph import errors
 from vidmorph.domain import ids
 from vidmorph.domain.clock import utcnow
-from vidmorph.domain.models import OUTPUT_FPS, Asset, MediaMeta, Task
+from vidmorph.domain.models import OUTPUT_FPS, Asset, MediaMeta, Task, task_error
 from vidmorph.domain.states import TaskStatus
 from vidmorph.engines.base import GenerationInput
 from vidmorph.media.clip import Clip
 from vidmorph.media.decode import read_clip
 from vidmorph.media.encode import write_jpeg, write_mp4
 from vidmorph.service import notify
+from vidmorph.service.assets import delete_files
 from vidmorph.service.context import AppContext
 from vidmorph.service.views import task_name
 
@@ -97,7 +98,7 @@ def run_task(ctx: AppContext, task_uuid: str, owner: str) -> None:
         try:
             output = _render(ctx, task, hooks)
             if not ctx.tasks.succeed(task.uuid, owner, [output]):
-                _delete_blobs(ctx, output)
+                delete_files(ctx, output)
         except errors.TaskCancelled:
             log.info("task %s stopped: cancelled or no longer ours", task.uuid)
         except errors.VidmorphError as exc:
@@ -112,13 +113,7 @@ def run_task(ctx: AppContext, task_uuid: str, owner: str) -> None:
 
 
 def _fail(ctx: AppContext, task: Task, owner: str, message: str, reason: str) -> None:
-    error = {
-        "errorMessage": message,
-        "reason": reason,
-        "message": message,
-        "moderation_category": None,
-        "tally_asimov": False,
-    }
+    error = task_error(message, reason)
     ctx.tasks.transition(task.uuid, TaskStatus.FAILED, owner=owner, error=error)
 
 
@@ -194,9 +189,3 @@ def _store_output(
         created_at=now,
         updated_at=now,
     )
-
-
-def _delete_blobs(ctx: AppContext, asset: Asset) -> None:
-    for key in (asset.blob_key, asset.preview_key):
-        if key:
-            ctx.storage.delete(key)

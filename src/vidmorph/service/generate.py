@@ -14,7 +14,15 @@ from vidmorph import errors
 from vidmorph.callbacks.guard import validate_reply_url
 from vidmorph.domain import ids
 from vidmorph.domain.clock import utcnow
-from vidmorph.domain.models import OUTPUT_FPS, Account, Asset, GenerationParams, Task, User
+from vidmorph.domain.models import (
+    OUTPUT_FPS,
+    Account,
+    Asset,
+    GenerationParams,
+    Task,
+    User,
+    task_error,
+)
 from vidmorph.domain.states import TaskStatus
 from vidmorph.engines.base import Estimating
 from vidmorph.service import assets as asset_service
@@ -82,7 +90,7 @@ def create(
         idempotency=idempotency,
     )
     if created:
-        ctx.dispatch(task.uuid, 1 if task.params.explore_mode else 0)
+        ctx.dispatch(task.uuid, task.params.priority)
     return task, asset
 
 
@@ -152,13 +160,7 @@ def _fail_moderated(
     message: str,
     idempotency: tuple[str, str] | None,
 ) -> Task:
-    error = {
-        "errorMessage": message,
-        "reason": "SAFETY.INPUT.TEXT",
-        "message": message,
-        "moderation_category": category,
-        "tally_asimov": True,
-    }
+    error = task_error(message, "SAFETY.INPUT.TEXT", category)
     failed = Task(
         **{
             **task.__dict__,

@@ -6,19 +6,14 @@ import logging
 from datetime import timedelta
 
 from vidmorph.domain.clock import utcnow
+from vidmorph.domain.models import task_error
 from vidmorph.domain.states import TaskStatus
 from vidmorph.service import notify
 from vidmorph.service.context import AppContext
 
 log = logging.getLogger(__name__)
 
-LAPSED_ERROR = {
-    "errorMessage": "The task was interrupted too many times.",
-    "reason": "INTERNAL.WORKER_LOST",
-    "message": "The task was interrupted too many times.",
-    "moderation_category": None,
-    "tally_asimov": False,
-}
+LAPSED_ERROR = task_error("The task was interrupted too many times.", "INTERNAL.WORKER_LOST")
 
 
 def sweep_lapsed(ctx: AppContext) -> int:
@@ -34,7 +29,7 @@ def sweep_lapsed(ctx: AppContext) -> int:
             continue
         log.warning("task %s lost its worker; now %s", uuid, outcome.value)
         if outcome is TaskStatus.PENDING:
-            ctx.dispatch(uuid, 1 if task.params.explore_mode else 0)
+            ctx.dispatch(uuid, task.params.priority)
         else:
             notify.task_changed(ctx, task)
     return handled
@@ -60,5 +55,5 @@ def resubmit_pending(ctx: AppContext) -> int:
     """Hand every PENDING task to the dispatcher again (after a restart the queue is empty)."""
     pending = [t for t in ctx.tasks.in_flight() if t.status is TaskStatus.PENDING]
     for task in pending:
-        ctx.dispatch(task.uuid, 1 if task.params.explore_mode else 0)
+        ctx.dispatch(task.uuid, task.params.priority)
     return len(pending)

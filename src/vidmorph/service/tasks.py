@@ -8,6 +8,7 @@ from vidmorph import errors
 from vidmorph.domain import ids
 from vidmorph.domain.models import Task, User
 from vidmorph.domain.states import IN_FLIGHT, TaskStatus
+from vidmorph.service import assets as asset_service
 from vidmorph.service import notify
 from vidmorph.service.context import AppContext
 
@@ -43,9 +44,7 @@ def cancel_or_delete(ctx: AppContext, user: User, task_id: str) -> None:
         return
     deleted = ctx.tasks.delete_finished(user.id, task.uuid)
     for asset in deleted.artifacts if deleted else ():
-        for key in (asset.blob_key, asset.preview_key):
-            if key:
-                ctx.storage.delete(key)
+        asset_service.delete_files(ctx, asset)
 
 
 def _cancel(ctx: AppContext, task: Task) -> bool:

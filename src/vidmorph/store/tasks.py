@@ -54,7 +54,7 @@ def task_values(task: Task) -> dict[str, Any]:
         "email": task.email,
         "task_type": task.task_type,
         "status": task.status.value,
-        "priority": 1 if task.params.explore_mode else 0,
+        "priority": task.params.priority,
         "params": asdict(task.params),
         "reply_url": task.reply_url,
         "reply_ref": task.reply_ref,
@@ -203,7 +203,7 @@ class TaskStore(TaskTransitions):
 
     def place_in_line(self, task: Task) -> int:
         """1 for the next PENDING task to start, 2 for the one after it, and so on."""
-        prio = 1 if task.params.explore_mode else 0
+        prio = task.params.priority
         ahead = and_(
             tasks.c.status == TaskStatus.PENDING.value,
             (tasks.c.priority < prio)
