@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, insert, select, text
 
 from vidmorph import errors
 from vidmorph.domain import ids
@@ -18,7 +19,9 @@ from vidmorph.domain.models import GenerationParams, Task
 from vidmorph.domain.states import ALLOWED, TaskStatus
 from vidmorph.store.accounts import AccountStore
 from vidmorph.store.db import Database
-from vidmorph.store.tasks import TaskStore
+from vidmorph.store.tables import moderation_events
+from vidmorph.store.tables import tasks as tasks_table
+from vidmorph.store.tasks import TaskStore, task_values
 from vidmorph.store.users import UserStore
 
 EMAIL = "a@example.com"
@@ -146,6 +149,72 @@ def test_idempotency_returns_first_task_and_conflicts_on_other_body(tasks: TaskS
     assert created and not created_again and again.uuid == first.uuid
     with pytest.raises(errors.Conflict):
         admit(tasks, new_task(credits=1), idempotency=("k1", "hash-b"))
+
+
+def wait_for_blocked_writer(db: Database) -> None:
+    """Until another session waits on a lock: on PostgreSQL the admission's insert on the
+    unique index; on SQLite the writer queues on the database lock (nothing to observe)."""
+    if db.is_sqlite:
+        time.sleep(0.3)
+        return
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with db.read() as conn:
+            if conn.execute(query).scalar_one():
+                return
+        time.sleep(0.02)
+    raise AssertionError("the admission never blocked on the other transaction")
+
+
+@pytest.mark.parametrize("moderated", [False, True])
+@pytest.mark.parametrize("same_body", [True, False])
+def test_same_key_raced_on_two_accounts_answers_the_winner(
+    db: Database, tasks: TaskStore, same_body: bool, moderated: bool
+) -> None:
+    """The account lock does not cover a user's other accounts: a task holding the key is
+    inserted, uncommitted, for another account while the admission runs; the admission must
+    answer with that task (or Conflict for another body), never the unique index's error. A
+    flagged prompt's task is stored the same way, and its repeat adds no strike."""
+    AccountStore(db).upsert(1, "b@example.com", max_jobs=3, plan="standard", num_plan_credits=99)
+    winner = replace(new_task(credits=1), email="b@example.com")
+    outcome: list[object] = []
+
+    def loser() -> None:
+        key = ("k1", "hash-a")
+        try:
+            if moderated:
+                since, task = utcnow() - timedelta(hours=1), new_task(credits=1)
+                stored = tasks.add_moderated(
+                    task, "sexual", suspend_after=1, since=since, idempotency=key
+                )
+                outcome.append(stored)
+            else:
+                outcome.append(admit(tasks, new_task(credits=1), idempotency=key))
+        except Exception as error:
+            outcome.append(error)
+
+    with db.write() as conn:
+        values = task_values(winner) | {"idempotency_key": "k1", "request_hash": "hash-a"}
+        if not same_body:
+            values["request_hash"] = "hash-b"
+        conn.execute(insert(tasks_table).values(**values))
+        thread = threading.Thread(target=loser)
+        thread.start()
+        wait_for_blocked_writer(db)
+    thread.join(10)
+    if same_body:
+        assert outcome == [False if moderated else (tasks.get(winner.uuid), False)]
+    else:
+        assert len(outcome) == 1 and isinstance(outcome[0], errors.Conflict)
+    assert [t.uuid for t in tasks.in_flight(1)] == [winner.uuid]
+    account = AccountStore(db).get(1, EMAIL)
+    assert account is not None and account.credits_used == 0  # the loser's charge rolled back
+    with db.read() as conn:  # nor did its strike stay
+        assert conn.execute(select(func.count()).select_from(moderation_events)).scalar_one() == 0
 
 
 def test_every_allowed_edge_is_taken_and_others_refused(tasks: TaskStore) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from vidmorph import errors
 from vidmorph.domain.clock import utcnow
@@ -85,6 +86,21 @@ class TaskStore(TaskTransitions):
         lock on SQLite), so concurrent callers in any process never exceed `max_jobs`.
         Raises AccountSuspended, AccountBusy, QueueFull, InsufficientCredits or Conflict.
         """
+        try:
+            return self._admit(task, max_jobs, max_queue_depth, idempotency)
+        except IntegrityError as error:
+            # The lock is the account's, the Idempotency-Key the user's: the same key sent at
+            # once for two of a user's accounts can pass both checks, and the loser's insert
+            # hits the unique index. Its transaction rolled back; the winner's task answers.
+            return self._idempotent_winner(error, task.user_id, idempotency), False
+
+    def _admit(
+        self,
+        task: Task,
+        max_jobs: int,
+        max_queue_depth: int,
+        idempotency: tuple[str, str] | None,
+    ) -> tuple[Task, bool]:
         with self.db.write() as conn:
             acct = _lock_account(conn, task.user_id, task.email)
             if idempotency is not None:
@@ -128,6 +144,20 @@ class TaskStore(TaskTransitions):
 
         With `idempotency`, a repeat of the same request stores nothing and adds no strike.
         """
+        try:
+            return self._add_moderated(task, category, suspend_after, since, idempotency)
+        except IntegrityError as error:  # the same key at once on two accounts: see `admit`
+            self._idempotent_winner(error, task.user_id, idempotency)
+            return False
+
+    def _add_moderated(
+        self,
+        task: Task,
+        category: str,
+        suspend_after: int,
+        since: datetime,
+        idempotency: tuple[str, str] | None,
+    ) -> bool:
         with self.db.write() as conn:
             _lock_account(conn, task.user_id, task.email)
             values = task_values(task)
@@ -156,6 +186,16 @@ class TaskStore(TaskTransitions):
                 .values(suspended=True, updated_at=utcnow())
             )
             return True
+
+    def _idempotent_winner(
+        self, error: IntegrityError, user_id: int, idempotency: tuple[str, str] | None
+    ) -> Task:
+        """After a unique-index violation: the task that took the key first (Conflict for
+        another body); re-raises the violation when no key explains it."""
+        first = None if idempotency is None else self.find_idempotent(user_id, *idempotency)
+        if first is None:
+            raise error
+        return first
 
     def find_idempotent(self, user_id: int, key: str, request_hash: str) -> Task | None:
         """The task first created with this Idempotency-Key; Conflict for another body."""
