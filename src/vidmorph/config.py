@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,10 @@ class Settings(BaseSettings):
     api_token: str = Field("", description="Fixed token for the default user (user:1-...).")
     engine: str = Field("preview", description="Engine name, or module:factory for a plugin.")
     engine_device: str = Field("cpu", description="Device the engine loads on (cpu, cuda).")
+    engine_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto",
+        description="Diffusion weights' dtype; auto is bfloat16 on CUDA and float32 on a CPU.",
+    )
     ltx_model: str = Field(
         "Lightricks/LTX-Video-0.9.8-13B-distilled",
         description="VIDMORPH_ENGINE=ltx weights: a hub id or a local diffusers directory.",

@@ -174,7 +174,12 @@ def test_seeded_generators_repeat_their_noise() -> None:
 
 
 def test_devices_and_dtypes() -> None:
-    assert compute_dtype(resolve_device("cpu")) == torch.float32
+    cpu = resolve_device("cpu")
+    assert compute_dtype(cpu) == compute_dtype(cpu, "float32") == torch.float32
+    assert compute_dtype(cpu, "bfloat16") == torch.bfloat16
+    assert compute_dtype(cpu, "float16") == torch.float16
+    with pytest.raises(ValueError):
+        compute_dtype(cpu, "int8")
     with pytest.raises(ValueError):
         resolve_device("mps")
     if not torch.cuda.is_available():

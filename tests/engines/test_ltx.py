@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.engines.hooks import RecordingHooks
 from tests.engines.tiny_pipelines import build_tiny_ltx
 from vidmorph.config import Settings
 from vidmorph.engines.base import GenerationInput
 from vidmorph.engines.diffusion import plan_windows
-from vidmorph.engines.ltx import LtxEngine, create
+from vidmorph.engines.ltx import DISTILLED_TIMESTEPS, LtxEngine, create
 from vidmorph.errors import RequestTooLarge, TaskCancelled
 from vidmorph.media.clip import Clip
 
@@ -198,6 +199,36 @@ def test_before_load_estimates_assume_the_13b_model_on_a_gpu() -> None:
     estimate = LtxEngine(device="cuda").estimate(241, 768, 1280, 0.3)
     assert 27 * 10**9 < estimate.gpu_bytes < 60 * 10**9
     assert 5.0 < estimate.seconds < 120.0
+
+
+def test_bf16_weights_make_nearly_the_float32_frames(
+    tiny_ltx: Path, engine: LtxEngine, make_settings: Callable[..., Settings]
+) -> None:
+    """The GPU's dtype path (bf16 transformer, VAE and T5, float32 frames in and out) run on
+    the CPU: same seed same frames, and within a sliver of float32's next to another seed."""
+    half = create(make_settings(ltx_model=str(tiny_ltx), engine_dtype="bfloat16"))
+    half.window_frames, half.overlap_frames = WINDOW, OVERLAP
+    half.load("cpu")
+    pipe = half.pipeline
+    assert {pipe.transformer.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.bfloat16}
+    clip = panning(41)  # two windows: the conditioning tail goes through the bf16 VAE too
+    first = half.generate(clip, job(), RecordingHooks()).frames
+    np.testing.assert_array_equal(first, half.generate(clip, job(), RecordingHooks()).frames)
+    full, other = (engine.generate(clip, job(seed=s), RecordingHooks()).frames for s in (7, 8))
+    seeds_apart = np.abs(full.astype(int) - other).mean()
+    assert np.abs(first.astype(int) - full).mean() < 0.1 * seeds_apart
+
+
+def test_a_shifting_scheduler_config_still_runs_the_distilled_sigmas(tmp_path: Path) -> None:
+    """diffusers shifts even given timesteps, and resolution-dependent shifting fails without
+    `mu`: the engine runs LTX's distilled schedule exactly whatever the checkpoint's config."""
+    model = build_tiny_ltx(tmp_path, use_dynamic_shifting=True, shift=3.0, shift_terminal=0.1)
+    shifted = LtxEngine(str(model), device="cpu")
+    shifted.load("cpu")
+    out = shifted.generate(panning(9), job(strength=1.0), RecordingHooks())
+    assert out.num_frames == 9
+    sigmas = shifted.pipeline.scheduler.sigmas.numpy()
+    np.testing.assert_allclose(sigmas[:-1], np.array(DISTILLED_TIMESTEPS) / 1000, rtol=1e-6)
 
 
 def test_a_clip_longer_than_max_seconds_is_refused(engine: LtxEngine) -> None:

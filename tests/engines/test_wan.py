@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.engines.hooks import RecordingHooks
 from tests.engines.tiny_wan import build_tiny_wan
@@ -87,6 +88,25 @@ def test_same_seed_same_frames_other_seed_other_frames(
     other = engine.generate(clip, job(seed=8), RecordingHooks())
     assert np.array_equal(again.frames, first.frames)
     assert not np.array_equal(other.frames, first.frames)
+
+
+def test_bf16_transformer_makes_nearly_the_float32_frames(
+    model_dir: Path, engine: WanEngine, one_second: tuple[Clip, Clip]
+) -> None:
+    """The GPU's dtype path (bf16 transformer and umT5, float32 VAE) run on the CPU: same seed
+    same frames, and within a sliver of float32's next to another seed."""
+    half = WanEngine(str(model_dir), device="cpu", dtype="bfloat16")
+    half.num_inference_steps, half.window_frames, half.overlap_frames = 8, 17, 5
+    half.load("cpu")
+    pipe = half.pipeline
+    assert pipe.transformer.dtype == pipe.text_encoder.dtype == torch.bfloat16
+    assert pipe.vae.dtype == torch.float32
+    clip, full = one_second
+    first = half.generate(clip, job(), RecordingHooks()).frames
+    assert np.array_equal(first, half.generate(clip, job(), RecordingHooks()).frames)
+    other = engine.generate(clip, job(seed=8), RecordingHooks()).frames
+    seeds_apart = np.abs(full.frames.astype(int) - other).mean()
+    assert np.abs(first.astype(int) - full.frames).mean() < 0.5 * seeds_apart
 
 
 def test_strength_zero_returns_the_input_without_running(engine: WanEngine) -> None:

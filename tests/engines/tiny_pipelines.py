@@ -121,8 +121,9 @@ def _smooth_in_time(vae: AutoencoderKLLTXVideo) -> None:
                 bias[:, 1:] = bias[:, :1]
 
 
-def build_tiny_ltx(path: Path, seed: int = 0) -> Path:
-    """Write a tiny random `LTXConditionPipeline` to `path` (created) and return `path`."""
+def build_tiny_ltx(path: Path, seed: int = 0, **scheduler: Any) -> Path:
+    """Write a tiny random `LTXConditionPipeline` to `path` (created) and return `path`;
+    `scheduler` overrides the flow-matching scheduler's defaults (the converter's)."""
     torch.manual_seed(seed)
     transformer = LTXVideoTransformer3DModel(
         in_channels=LATENT_CHANNELS,
@@ -138,7 +139,7 @@ def build_tiny_ltx(path: Path, seed: int = 0) -> Path:
     pipeline = LTXConditionPipeline(
         transformer=transformer,
         vae=_vae(),
-        scheduler=FlowMatchEulerDiscreteScheduler(),
+        scheduler=FlowMatchEulerDiscreteScheduler(**scheduler),
         text_encoder=_text_encoder(),
         tokenizer=make_tokenizer(),
     )

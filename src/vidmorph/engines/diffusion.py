@@ -205,11 +205,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def compute_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on GPUs (half the memory, tensor cores); float32 on CPUs, where bf16 is slow."""
+#: the dtypes `compute_dtype` can be asked for by name ("auto" picks by device)
+DTYPES = ("bfloat16", "float16", "float32")
+
+
+def compute_dtype(device: torch.device, name: str = "auto") -> torch.dtype:
+    """The weights' dtype: `name`, or for "auto" bf16 on GPUs (half the memory, tensor cores)
+    and float32 on CPUs, where bf16 is slow. float16 is for GPUs without bf16 (pre-Ampere)."""
     import torch
 
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be auto or one of {', '.join(DTYPES)}, not {name!r}")
+    dtype: torch.dtype = getattr(torch, name)
+    return dtype
 
 
 def window_seed(seed: int, index: int) -> int:

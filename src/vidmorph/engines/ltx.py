@@ -20,6 +20,7 @@ in `load`; the T5 encoder stays on the CPU and visits the GPU only to encode a n
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,22 +104,26 @@ class LtxEngine:
         window_frames: int = WINDOW_FRAMES,
         overlap_frames: int = OVERLAP_FRAMES,
         memory_budget_bytes: int | None = None,
+        dtype: str = "auto",
     ) -> None:
         """`device` is where `load` is expected to put the weights, for estimates before it;
-        `memory_budget_bytes` None means what the device has when a job arrives."""
+        `memory_budget_bytes` None means what the device has when a job arrives; `dtype` is
+        the weights' (`diffusion.compute_dtype`)."""
         self.info = EngineInfo(
             name="ltx", devices=("cuda", "cpu"), max_seconds=max_seconds, deterministic=True
         )
         self.model, self.timesteps, self.guidance_scale = model, timesteps, guidance_scale
         self.window_frames, self.overlap_frames = window_frames, overlap_frames
-        self.memory_budget_bytes = memory_budget_bytes
+        self.memory_budget_bytes, self.dtype = memory_budget_bytes, dtype
         self.geometry = TokenGeometry(temporal_ratio=8, spatial_ratio=32)
         self._device_type = "cuda" if device.startswith("cuda") else "cpu"
-        self._resident_bytes, self._transient_bytes = DEFAULT_RESIDENT_BYTES, 0
-        if self._device_type == "cuda":
-            self._transient_bytes = DEFAULT_TEXT_ENCODER_BYTES
-        else:  # float32, and the text encoder never leaves host memory
-            self._resident_bytes = 2 * (DEFAULT_RESIDENT_BYTES + DEFAULT_TEXT_ENCODER_BYTES)
+        # The defaults are bf16 sizes: float32 weights take twice as much.
+        scale = 2 if dtype == "float32" or (dtype == "auto" and self._device_type == "cpu") else 1
+        self._resident_bytes = scale * DEFAULT_RESIDENT_BYTES
+        self._transient_bytes = scale * DEFAULT_TEXT_ENCODER_BYTES
+        if self._device_type == "cpu":  # the text encoder never leaves host memory
+            self._resident_bytes += self._transient_bytes
+            self._transient_bytes = 0
         self.speed = default_speed(DEVICE_COSTS, self._device_type, DEFAULT_TRANSFORMER_PARAMS)
         self._pipe: LTXConditionPipeline | None = None
         self._device: torch.device | None = None
@@ -133,8 +138,10 @@ class LtxEngine:
             return
         local = Path(self.model).is_dir()  # a directory never reaches for the network
         pipe = LTXConditionPipeline.from_pretrained(
-            self.model, dtype=compute_dtype(target), local_files_only=local
+            self.model, dtype=compute_dtype(target, self.dtype), local_files_only=local
         )
+        pipe.scheduler = unshifted(pipe.scheduler)
+        logging.getLogger(pipe.scheduler.__module__).addFilter(_QUIET_GIVEN_TIMESTEPS)
         place_pipeline(pipe, target)
         self._pipe, self._device, self._device_type = pipe, target, target.type
         self._prompts = PromptCache()
@@ -204,6 +211,11 @@ class LtxEngine:
 
         return run_releasing(work, device)
 
+    @property
+    def pipeline(self) -> LTXConditionPipeline:
+        """The loaded diffusers pipeline (RuntimeError before `load`)."""
+        return self._loaded()[0]
+
     def _loaded(self) -> tuple[LTXConditionPipeline, torch.device]:
         if self._pipe is None or self._device is None:
             raise RuntimeError("LtxEngine.generate called before load()")
@@ -240,6 +252,31 @@ class LtxEngine:
         return self._prompts.embeds(text, pipe.text_encoder, device, encode)
 
 
+class _GivenTimestepsFilter(logging.Filter):
+    """Drops diffusers' warning, logged on every call, that given timesteps may not match the
+    scheduler's shifting: the engine gives them on purpose to an `unshifted` scheduler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "were passed without `sigmas`" not in record.getMessage()
+
+
+_QUIET_GIVEN_TIMESTEPS = _GivenTimestepsFilter()
+
+
+def unshifted(scheduler: Any) -> Any:
+    """The flow-matching scheduler with no sigma shifting: the distilled timesteps are the
+    sigmas (x1000) the model was distilled for, and diffusers shifts even given timesteps.
+    A checkpoint whose scheduler config shifts (a `shift` other than 1, resolution-dependent
+    shifting, which would also fail without `mu`, or a `shift_terminal`) gets a plain copy."""
+    config = scheduler.config
+    shifts = config.get("shift", 1.0) != 1.0 or config.get("shift_terminal")
+    if not shifts and not config.get("use_dynamic_shifting"):
+        return scheduler
+    return type(scheduler).from_config(
+        config, shift=1.0, use_dynamic_shifting=False, shift_terminal=None
+    )
+
+
 def create(settings: Settings) -> LtxEngine:
     """The `ltx` engine from settings: weights `ltx_model`, up to `max_seconds` per task."""
     return LtxEngine(
@@ -249,4 +286,5 @@ def create(settings: Settings) -> LtxEngine:
         window_frames=settings.ltx_window_frames,
         overlap_frames=settings.ltx_overlap_frames,
         memory_budget_bytes=settings.engine_memory_budget_bytes,
+        dtype=settings.engine_dtype,
     )

@@ -23,7 +23,6 @@ from vidmorph.engines.diffusion import (
     Plan,
     Sampling,
     Window,
-    compute_dtype,
     run_windows,
     seeded_generator,
     window_seed,
@@ -62,7 +61,6 @@ class LtxRun:
         hooks: RunHooks,
     ) -> None:
         self.pipe, self.device, self.plan, self.sampling = pipe, device, plan, sampling
-        self.dtype = compute_dtype(device)
         self.meter = WindowMeter(
             device, plan, hooks, steps=sampling.steps, geometry=geometry, record=speed
         )
@@ -128,7 +126,7 @@ class LtxRun:
         pipe = self.pipe
         height, width = frames.shape[1:3]
         video = pipe.video_processor.preprocess_video(self._tensor(frames), height, width)
-        posterior = pipe.vae.encode(video.to(self.device, self.dtype)).latent_dist
+        posterior = pipe.vae.encode(video.to(self.device, pipe.vae.dtype)).latent_dist
         latents: torch.Tensor = pipe._normalize_latents(
             posterior.mode(),
             pipe.vae.latents_mean,
@@ -151,9 +149,10 @@ class LtxRun:
 
 
 def _to_frames(video: torch.Tensor) -> Frames:
-    """Pipeline output (F, 3, H, W) in 0..1 as uint8 (F, H, W, 3) on the host."""
+    """Pipeline output (F, 3, H, W) in 0..1 as uint8 (F, H, W, 3) on the host; scaled in
+    float32, since bf16 output holds only 8 significant bits (x255 would lose levels)."""
     import torch
 
-    scaled = (video * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    scaled = (video.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
     frames: Frames = scaled.permute(0, 2, 3, 1).cpu().numpy()
     return frames

@@ -128,6 +128,7 @@ def create(settings: Settings) -> WanEngine:
         max_seconds=settings.max_seconds,
         memory_budget_bytes=settings.engine_memory_budget_bytes,
         max_area_px=settings.wan_max_area_px,
+        dtype=settings.engine_dtype,
     )
 
 
@@ -151,7 +152,10 @@ class WanEngine:
         overlap_frames: int = OVERLAP_FRAMES,
         max_area_px: int | None = None,
         memory_budget_bytes: int | None = None,
+        dtype: str = "auto",
     ) -> None:
+        """`dtype` is the transformer's and text encoder's (`diffusion.compute_dtype`); the
+        VAE is always float32."""
         self.info = EngineInfo(
             name="wan", devices=("cuda", "cpu"), max_seconds=max_seconds, deterministic=True
         )
@@ -163,7 +167,7 @@ class WanEngine:
         large = "14B" in model
         self._native_area_px = LARGE_AREA_PX if large else SMALL_AREA_PX
         #: None: whatever the device has (free memory plus what we hold) at generate time
-        self.memory_budget_bytes = memory_budget_bytes
+        self.memory_budget_bytes, self.dtype = memory_budget_bytes, dtype
         self._device_type = device.split(":")[0]
         self._geometry = TokenGeometry(temporal_ratio=4, spatial_ratio=8, patch=2)
         self._resident_bytes = LARGE_RESIDENT_BYTES if large else SMALL_RESIDENT_BYTES
@@ -186,7 +190,7 @@ class WanEngine:
             self.model, subfolder="vae", dtype=torch.float32, local_files_only=local
         )
         pipe: WanPipeline = WanVideoToVideoPipeline.from_pretrained(  # type: ignore[no-untyped-call]
-            self.model, vae=vae, dtype=compute_dtype(target), local_files_only=local
+            self.model, vae=vae, dtype=compute_dtype(target, self.dtype), local_files_only=local
         )
         place_pipeline(pipe, target)
         self._pipe, self._device, self._device_type = pipe, target, target.type
@@ -277,6 +281,11 @@ class WanEngine:
         area = self.max_area_px or self._native_area_px
         work_width, work_height = working_size(width, height, area)
         return WanPlan(windows, height=work_height, width=work_width, model_frames=model_frames)
+
+    @property
+    def pipeline(self) -> WanPipeline:
+        """The loaded diffusers pipeline (RuntimeError before `load`)."""
+        return self._loaded()[0]
 
     def _loaded(self) -> tuple[WanPipeline, torch.device]:
         if self._pipe is None or self._device is None:
