@@ -12,6 +12,7 @@ guidance 3, no VAE tiling). Reports GPU seconds per output second and peak GPU m
 
     .venv/bin/python bench/diffusion_bench.py [--repeat 3]
     .venv/bin/python bench/diffusion_bench.py --gpu [--workdir DIR]   # needs CUDA, ~40 GB disk
+    .venv/bin/python bench/diffusion_bench.py --smoke   # the --gpu flow, tiny models, on a CPU
 """
 
 from __future__ import annotations
@@ -270,35 +271,87 @@ def build_ltx_13b(path: Path) -> Path:
     return path
 
 
-def gpu_measure(run: Callable[[], tuple[float, float, int]]) -> tuple[float, float, int, float]:
-    """The run's (wall s, s/step, steps) and its peak GPU memory in GiB; OOM gives NaNs."""
-    import torch
+class Device:
+    """What the run needs to know of its device: syncing clocks and reading peak memory."""
 
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    try:
-        wall_s, step_s, steps = run()
-    except torch.cuda.OutOfMemoryError:
-        wall_s, step_s, steps = float("nan"), float("nan"), -1
-    return wall_s, step_s, steps, torch.cuda.max_memory_allocated() / 2**30
+    def __init__(self, name: str) -> None:
+        import torch
+
+        self.name, self.cuda = name, name.startswith("cuda")
+        self.dtype = torch.bfloat16 if self.cuda else torch.float32
+
+    def sync(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+
+    def measure(self, run: Run) -> tuple[float, float, int, float]:
+        """The run's (wall s, s/step, steps) and its peak device memory in GiB (NaN on a
+        CPU); running out of GPU memory gives NaNs and -1 steps instead of an error."""
+        import torch
+
+        if self.cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            wall_s, step_s, steps = run()
+        except torch.cuda.OutOfMemoryError:
+            wall_s, step_s, steps = float("nan"), float("nan"), -1
+        peak = torch.cuda.max_memory_allocated() / 2**30 if self.cuda else float("nan")
+        return wall_s, step_s, steps, peak
 
 
-def _gpu_engine_rows(path: Path, clip: Any) -> list[tuple[str, tuple[float, float, int, float]]]:
+DeviceRow = tuple[str, tuple[float, float, int, float]]
+
+
+def _engine_rows(path: Path, clip: Any, device: Device) -> list[DeviceRow]:
     """The engine loaded from `path` as a worker loads it, run twice: cold, then warm."""
-    import torch
-
     from vidmorph.config import Settings
     from vidmorph.engines import ltx
 
-    engine: Any = ltx.create(Settings(ltx_model=str(path), engine_device="cuda"))
-    sync = torch.cuda.synchronize
+    engine: Any = ltx.create(Settings(ltx_model=str(path), engine_device=device.name))
     started = time.perf_counter()
-    engine.load("cuda")
+    engine.load(device.name)
     print(f"LtxEngine.load: {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return [
-        (f"LtxEngine.generate ({label})", gpu_measure(lambda: engine_run(engine, clip, sync)))
+        (
+            f"LtxEngine.generate ({label})",
+            device.measure(lambda: engine_run(engine, clip, device.sync)),
+        )
         for label in ("cold", "warm")
-    ]  # the engine dies with this frame: the plain pipeline gets the GPU
+    ]  # the engine dies with this frame: the plain pipeline gets the memory
+
+
+def device_rows(device_name: str, workdir: Path | None, *, tiny: bool) -> list[DeviceRow]:
+    """The GPU benchmark's rows: 10 s at 24 fps, engine (cold, warm) then a plain call of the
+    same pipeline, loaded from disk. `tiny` runs the same flow with the tiny random LTX at
+    160x96, which is how it is tested on CPUs; otherwise LTX 13B at 1280x768."""
+    import torch
+    from diffusers import LTXConditionPipeline
+    from tests.engines.tiny_pipelines import build_tiny_ltx
+
+    from vidmorph.media.clip import Clip
+
+    device = Device(device_name)
+    width, height = TINY_SIZE if tiny else GPU_SIZE
+    frames = moving_frames(round(GPU_SECONDS * FPS), width, height)
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp, torch.no_grad():
+        path = Path(tmp) / "ltx"
+        build_tiny_ltx(path) if tiny else build_ltx_13b(path)
+        rows = _engine_rows(path, Clip(frames, FPS), device)
+        gc.collect()
+        pipe = LTXConditionPipeline.from_pretrained(str(path), dtype=device.dtype)
+        pipe.to(device.name)
+        pipe.set_progress_bar_config(disable=True)
+        plain = plain_ltx(pipe, np.concatenate([frames, frames[-1:]]))  # 8k+1 = 241 frames
+        rows.append(
+            (
+                "plain LTXConditionPipeline call (defaults)",
+                device.measure(lambda: timed(plain, device.sync)),
+            )
+        )
+    return rows
 
 
 def run_gpu(workdir: Path | None) -> int:
@@ -311,39 +364,39 @@ def run_gpu(workdir: Path | None) -> int:
             file=sys.stderr,
         )
         return 2
-    from diffusers import LTXConditionPipeline
-
-    from vidmorph.media.clip import Clip
-
+    rows = device_rows("cuda", workdir, tiny=False)
     width, height = GPU_SIZE
-    frames = moving_frames(round(GPU_SECONDS * FPS), width, height)
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp, torch.no_grad():
-        path = build_ltx_13b(Path(tmp) / "ltx-13b-random")
-        rows = _gpu_engine_rows(path, Clip(frames, FPS))
-        gc.collect()
-        pipe = LTXConditionPipeline.from_pretrained(str(path), dtype=torch.bfloat16).to("cuda")
-        pipe.set_progress_bar_config(disable=True)
-        plain = plain_ltx(pipe, np.concatenate([frames, frames[-1:]]))  # 8k+1 = 241 frames
-        row = gpu_measure(lambda: timed(plain, torch.cuda.synchronize))
-        rows.append(("plain LTXConditionPipeline call (defaults)", row))
     print(f"### LTX-Video 13B (random weights), {width}x{height}, {GPU_SECONDS:g} s at {FPS:g} fps")
     print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}; strength {STRENGTH}\n")
-    print("| call | wall s | GPU s per output s | median s/step | steps | peak GiB |")
+    print_device_rows(rows)
+    return 0
+
+
+def print_device_rows(rows: list[DeviceRow]) -> None:
+    """The rows, with the engine's warm run against the plain call as the ratio to report."""
+    print("| call | wall s | device s per output s | median s/step | steps | peak GiB |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, (wall_s, step_s, steps, peak_gib) in rows:
         per_s = wall_s / GPU_SECONDS
         print(f"| {name} | {wall_s:.1f} | {per_s:.2f} | {step_s:.2f} | {steps} | {peak_gib:.1f} |")
-    return 0
+    warm, plain = rows[1][1][0], rows[2][1][0]
+    print(f"\nplain call / engine (warm) wall time: {plain / warm:.2f}x (aim >= 2x)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure; best counts")
     parser.add_argument("--gpu", action="store_true", help="LTX 13B at real size on CUDA")
+    parser.add_argument(
+        "--smoke", action="store_true", help="the --gpu flow with tiny models on the CPU"
+    )
     parser.add_argument("--workdir", type=Path, help="where models are written (default: temp)")
     args = parser.parse_args()
     if args.gpu:
         return run_gpu(args.workdir)
+    if args.smoke:
+        print_device_rows(device_rows("cpu", args.workdir, tiny=True))
+        return 0
     with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
         rows = cpu_rows(args.repeat, Path(workdir))
     note = (
