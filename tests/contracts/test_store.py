@@ -113,6 +113,34 @@ def test_concurrent_admissions_never_exceed_max_jobs(tasks: TaskStore) -> None:
     assert len(tasks.in_flight(1)) == 3
 
 
+def test_concurrent_admissions_on_many_accounts_never_exceed_the_queue_depth(
+    db: Database, tasks: TaskStore
+) -> None:
+    """The account lock serialises one account; the service-wide queue depth needs more."""
+    emails = [f"q{index}@example.com" for index in range(12)]
+    for email in emails:
+        AccountStore(db).upsert(1, email, max_jobs=3, plan="standard", num_plan_credits=99)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(emails))
+
+    def attempt(email: str) -> None:
+        task = replace(new_task(credits=1), email=email)
+        barrier.wait()
+        try:
+            tasks.admit(task, max_jobs=3, max_queue_depth=4)
+            outcomes.append("admitted")
+        except errors.QueueFull:
+            outcomes.append("full")
+
+    threads = [threading.Thread(target=attempt, args=(email,)) for email in emails]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["admitted"] * 4 + ["full"] * 8
+    assert len(tasks.in_flight()) == 4
+
+
 def test_busy_error_lists_the_running_tasks(tasks: TaskStore) -> None:
     first = admit(tasks, new_task(credits=1), max_jobs=1)[0]
     with pytest.raises(errors.AccountBusy) as info:

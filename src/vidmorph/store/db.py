@@ -10,10 +10,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+#: the PostgreSQL advisory lock key of the service-wide queue ("vidmorph" as 8 bytes)
+QUEUE_LOCK_KEY = int.from_bytes(b"vidmorph", "big")
 
 
 class Database:
@@ -54,6 +56,14 @@ class Database:
         # processes still wait on the database lock (BEGIN IMMEDIATE + busy_timeout).
         with self._write_lock, self._immediate.begin() as conn:
             yield conn
+
+    def lock_queue(self, conn: Connection) -> None:
+        """Serialise service-wide checks (the queue depth) among write transactions until
+        `conn` commits: an advisory transaction lock on PostgreSQL, where row locks cover one
+        account only; nothing on SQLite, whose writers are serialised already. Take it after
+        the account's row lock, never before, so the two are always taken in the same order."""
+        if not self.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUEUE_LOCK_KEY})
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent)."""

@@ -83,7 +83,9 @@ class TaskStore(TaskTransitions):
         """Insert a PENDING task if the account has a free slot; (task, created).
 
         One transaction holds the account's lock (row lock on PostgreSQL, the database write
-        lock on SQLite), so concurrent callers in any process never exceed `max_jobs`.
+        lock on SQLite), so concurrent callers in any process never exceed `max_jobs`; the
+        queue depth is counted under the queue lock (`Database.lock_queue`), so neither is
+        `max_queue_depth` exceeded.
         Raises AccountSuspended, AccountBusy, QueueFull, InsufficientCredits or Conflict.
         """
         try:
@@ -117,6 +119,7 @@ class TaskStore(TaskTransitions):
             ).all()
             if len(running) >= max_jobs:
                 raise errors.AccountBusy(task.email, max_jobs, _running_list(task, running))
+            self.db.lock_queue(conn)
             depth = conn.execute(
                 select(func.count()).select_from(tasks).where(tasks.c.status.in_(_IN_FLIGHT))
             ).scalar_one()
