@@ -16,6 +16,7 @@ from vidmorph.engines.costs import SpeedRecord, TokenGeometry, estimate_windows,
 from vidmorph.engines.diffusion import (
     StepProgress,
     Window,
+    check_finite,
     compute_dtype,
     denoising_steps,
     frames_to_multiple,
@@ -136,8 +137,10 @@ def test_denoising_steps_match_diffusers_sdedit_truncation(num_steps: int) -> No
 
 
 def test_progress_follows_steps_and_windows_and_reaches_one_at_the_end() -> None:
-    hooks = RecordingHooks()
-    progress = StepProgress(hooks, steps=2, window_s=[(6.0, 2.0), (3.0, 1.0)])
+    hooks, syncs = RecordingHooks(), []
+    progress = StepProgress(
+        hooks, steps=2, window_s=[(6.0, 2.0), (3.0, 1.0)], sync=lambda: syncs.append(1)
+    )
     for index in range(2):
         progress.start_window(index)
         for step in range(2):
@@ -146,6 +149,19 @@ def test_progress_follows_steps_and_windows_and_reaches_one_at_the_end() -> None
         progress.window_done()
     assert hooks.ratios == pytest.approx([3 / 12, 6 / 12, 8 / 12, 9.5 / 12, 11 / 12, 1.0])
     assert hooks.checks == 2 * (1 + 2 + 1)
+    assert len(syncs) == 4  # the device is waited for before each step's end is timed
+
+
+def test_non_finite_model_output_is_an_error_not_black_frames() -> None:
+    check_finite(torch.rand(2, 3, 4, 4))
+    check_finite(np.random.default_rng(0).random((2, 4, 4, 3)))
+    for bad in (float("nan"), float("inf")):
+        values = torch.rand(2, 3, 4, 4, dtype=torch.bfloat16)
+        values[1, 2, 3, 3] = bad
+        with pytest.raises(RuntimeError, match="non-finite"):
+            check_finite(values)
+        with pytest.raises(RuntimeError, match="non-finite"):
+            check_finite(values.float().numpy())
 
 
 def test_a_cancel_raises_out_of_the_step_callback() -> None:
@@ -241,12 +257,21 @@ def test_the_speed_record_moves_halfway_to_each_measurement() -> None:
     record = SpeedRecord(step_token_s=1.0, codec_pixel_s=1.0, activation_bytes_per_token=100.0)
     record.observe_window(denoise_s=0.0, steps=3, tokens=10, codec_s=200.0, pixels=100)
     assert (record.step_token_s, record.codec_pixel_s) == (0.5, 1.5)
-    record.observe_peak(activation_bytes=500, tokens=10)  # the first measurement replaces
-    assert record.activation_bytes_per_token == 50.0
-    record.observe_peak(activation_bytes=300, tokens=10)  # later ones only raise it
-    assert record.activation_bytes_per_token == 50.0
-    record.observe_peak(activation_bytes=800, tokens=10)
-    assert record.activation_bytes_per_token == 80.0
+
+
+def test_measured_peaks_bound_memory_without_a_small_job_inflating_large_ones() -> None:
+    record = SpeedRecord(step_token_s=1.0, codec_pixel_s=1.0, activation_bytes_per_token=100.0)
+    assert record.activation_bytes(50) == 5000  # nothing measured: the documented figure
+    # A small window's peak is mostly fixed overhead: 9000 bytes for 10 tokens.
+    record.observe_peak(activation_bytes=9000, tokens=10)
+    assert record.activation_bytes(10) == 9000
+    assert record.activation_bytes(1000) == 9000 + 990 * 100  # not 1000 * 900
+    record.observe_peak(activation_bytes=8000, tokens=10)  # a size keeps its largest peak
+    assert record.activation_bytes(5) == 9000
+    record.observe_peak(activation_bytes=60_000, tokens=1000)
+    assert record.activation_bytes(500) == 60_000  # the smallest measured size above bounds it
+    assert record.activation_bytes(10) == 9000
+    assert record.activation_bytes(2000) == 60_000 + 1000 * 100
 
 
 def test_estimates_add_time_over_windows_but_not_memory() -> None:

@@ -231,6 +231,15 @@ def test_a_shifting_scheduler_config_still_runs_the_distilled_sigmas(tmp_path: P
     np.testing.assert_allclose(sigmas[:-1], np.array(DISTILLED_TIMESTEPS) / 1000, rtol=1e-6)
 
 
+def test_a_model_that_outputs_nan_fails_the_run_clearly(tiny_ltx: Path) -> None:
+    broken = LtxEngine(str(tiny_ltx), device="cpu")
+    broken.load("cpu")
+    with torch.no_grad():
+        broken.pipeline.transformer.proj_out.weight.fill_(float("nan"))
+    with pytest.raises(RuntimeError, match="non-finite"):
+        broken.generate(panning(9), job(), RecordingHooks())
+
+
 def test_a_clip_longer_than_max_seconds_is_refused(engine: LtxEngine) -> None:
     too_long = Clip(np.zeros((12 * 24, 32, 32, 3), dtype=np.uint8), FPS)  # 12 s
     with pytest.raises(RequestTooLarge):

@@ -13,15 +13,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vidmorph.engines.base import RunHooks
-from vidmorph.engines.diffusion import Plan, StepProgress, Window
+from vidmorph.engines.diffusion import Plan, StepProgress, Window, synchronize
 from vidmorph.errors import RequestTooLarge
 
 if TYPE_CHECKING:
     import torch
+
+MAX_PEAK_SIZES = 64
 
 
 @dataclass(frozen=True)
@@ -52,15 +54,17 @@ class SpeedRecord:
     """The measured cost model of one engine on one device, starting from documented defaults.
 
     Time: `step_token_s` per denoising step per token, plus `codec_pixel_s` per pixel of every
-    frame a window encodes and decodes. Memory: `activation_bytes_per_token` on top of the
-    resident weights. Each observation moves the time figures halfway to the new measurement
-    (steady, yet it follows a change of GPU clocks); memory keeps the largest measured figure.
+    frame a window encodes and decodes; each observation moves them halfway to the new
+    measurement (steady, yet it follows a change of GPU clocks). Memory on top of the resident
+    weights: the peaks measured per window size (`activation_bytes`), extended by the
+    documented `activation_bytes_per_token` past the largest window measured.
     """
 
     step_token_s: float
     codec_pixel_s: float
     activation_bytes_per_token: float
-    measured_memory: bool = False
+    #: a window's tokens -> the largest activation peak measured at that size
+    peaks: dict[int, int] = field(default_factory=dict)
 
     def observe_window(
         self, *, denoise_s: float, steps: int, tokens: int, codec_s: float, pixels: int
@@ -73,10 +77,26 @@ class SpeedRecord:
     def observe_peak(self, activation_bytes: int, tokens: int) -> None:
         if tokens <= 0:
             return
-        measured = activation_bytes / tokens
-        if self.measured_memory:
-            measured = max(measured, self.activation_bytes_per_token)
-        self.activation_bytes_per_token, self.measured_memory = measured, True
+        self.peaks[tokens] = max(activation_bytes, self.peaks.get(tokens, 0))
+        if len(self.peaks) > MAX_PEAK_SIZES:  # jobs come in few sizes; forget the smallest
+            del self.peaks[min(self.peaks)]
+
+    def activation_bytes(self, tokens: int) -> float:
+        """Peak activation memory of a window of `tokens`.
+
+        Memory grows with tokens, so the smallest peak measured at `tokens` or more bounds it.
+        Past the largest window measured: that window's peak plus the documented per-token
+        figure for the extra tokens. A small window's peak is mostly fixed overhead (library
+        workspaces, an untiled VAE pass), so scaling it up in proportion would refuse jobs
+        that fit. With nothing measured: the documented figure.
+        """
+        bounds = [peak for size, peak in self.peaks.items() if size >= tokens]
+        if bounds:
+            return float(min(bounds))
+        if not self.peaks:
+            return tokens * self.activation_bytes_per_token
+        largest = max(self.peaks)
+        return self.peaks[largest] + (tokens - largest) * self.activation_bytes_per_token
 
     def window_seconds(self, steps: int, tokens: int, pixels: int) -> tuple[float, float]:
         """Predicted (denoise, codec) seconds of one window."""
@@ -147,7 +167,7 @@ def estimate_windows(
     tokens, predicted = window_costs(
         windows, height, width, steps=steps, geometry=geometry, record=record
     )
-    activation_bytes = max(tokens, default=0) * record.activation_bytes_per_token
+    activation_bytes = record.activation_bytes(max(tokens, default=0))
     seconds = sum(sum(window_s) for window_s in predicted)
     peak = resident_bytes + max(transient_bytes, int(activation_bytes))
     return Estimate(gpu_bytes=peak, seconds=seconds)
@@ -210,12 +230,14 @@ class WindowMeter:
         self.tokens, predicted = window_costs(
             plan.windows, plan.height, plan.width, steps=steps, geometry=geometry, record=record
         )
-        self.progress = StepProgress(hooks, steps, predicted)
+        self.progress = StepProgress(hooks, steps, predicted, sync=lambda: synchronize(device))
         #: time.perf_counter() and CUDA bytes allocated when the current window started
         self.started, self.allocated = 0.0, 0
 
     def start(self) -> None:
-        """Start the clock and, on CUDA, restart the peak-memory counter."""
+        """Start the clock (after the device's queued work) and, on CUDA, restart the
+        peak-memory counter."""
+        synchronize(self.device)
         self.started, self.allocated = time.perf_counter(), self._reset_peak()
 
     def observe(self, window: Window, *, denoise_s: float, steps: int, codec_s: float) -> None:

@@ -158,12 +158,17 @@ class StepProgress:
     `window_s[i]` is window i's predicted (denoise, codec) seconds: each step reports its share
     of the denoise time, and `window_done` the codec (VAE) time. Pass `on_step_end` as the
     pipeline's `callback_on_step_end`: a cancel raises out of it and stops the call at that step.
+    `sync` waits for the device before a step's end is timed (`synchronize`).
     """
 
     def __init__(
-        self, hooks: RunHooks, steps: int, window_s: Sequence[tuple[float, float]]
+        self,
+        hooks: RunHooks,
+        steps: int,
+        window_s: Sequence[tuple[float, float]],
+        sync: Callable[[], None] = lambda: None,
     ) -> None:
-        self.hooks = hooks
+        self.hooks, self.sync = hooks, sync
         self.steps = steps
         self.window_s = list(window_s)
         self.total_s = sum(denoise + codec for denoise, codec in self.window_s) or 1.0
@@ -179,6 +184,7 @@ class StepProgress:
     def on_step_end(
         self, pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]
     ) -> dict[str, Any]:
+        self.sync()
         self.last_step_at = time.perf_counter()
         self.hooks.check_cancelled()
         denoise_s = self.window_s[self.window][0]
@@ -202,7 +208,36 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"Diffusion engines run on cpu or cuda, not {name!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"Device {name!r} asked for, but torch sees no CUDA device")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise RuntimeError(f"Device {name!r} asked for, but torch sees only "
+                           f"{torch.cuda.device_count()} CUDA devices")  # fmt: skip
     return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until the work queued on `device` is done: CUDA kernels run asynchronously, so a
+    clock read without it times their queueing. Nothing to wait for on a CPU."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def check_finite(values: torch.Tensor | npt.NDArray[np.floating[Any]]) -> None:
+    """RuntimeError when a model's output (a tensor or an array) holds NaN or infinity, which
+    uint8 conversion would silently turn into black or garbage frames (float16 overflows in
+    some models)."""
+    if isinstance(values, np.ndarray):
+        finite = bool(np.isfinite(values).all())
+    else:
+        import torch
+
+        finite = bool(torch.isfinite(values).all())
+    if not finite:
+        raise RuntimeError(
+            "The model produced non-finite values (NaN or infinity); if VIDMORPH_ENGINE_DTYPE "
+            "is float16, use bfloat16 or float32"
+        )
 
 
 #: the dtypes `compute_dtype` can be asked for by name ("auto" picks by device)

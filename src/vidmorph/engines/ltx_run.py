@@ -23,8 +23,10 @@ from vidmorph.engines.diffusion import (
     Plan,
     Sampling,
     Window,
+    check_finite,
     run_windows,
     seeded_generator,
+    synchronize,
     window_seed,
 )
 from vidmorph.media.clip import Clip
@@ -89,6 +91,7 @@ class LtxRun:
             # diffusers hints a list of PIL images; its video processor takes tensors as well.
             condition = LTXVideoCondition(video=tail, frame_index=0, strength=1.0)  # type: ignore[arg-type]
             conditions = [condition]
+        synchronize(self.device)  # the VAE encode above counts as codec time, not denoising
         called = time.perf_counter()
         result = self.pipe(
             conditions=conditions,
@@ -153,6 +156,7 @@ def _to_frames(video: torch.Tensor) -> Frames:
     float32, since bf16 output holds only 8 significant bits (x255 would lose levels)."""
     import torch
 
-    scaled = (video.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    check_finite(video)
+    scaled = video.float().mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)  # one copy
     frames: Frames = scaled.permute(0, 2, 3, 1).cpu().numpy()
     return frames

@@ -23,6 +23,7 @@ from vidmorph.engines.diffusion import (
     Plan,
     Sampling,
     Window,
+    check_finite,
     run_windows,
     seeded_generator,
     window_seed,
@@ -105,6 +106,7 @@ class WanRun:
             max_sequence_length=MAX_SEQUENCE_LENGTH,
             **sampling.embeds,
         )
+        check_finite(result.frames[0])
         made: Frames = np.clip(np.rint(result.frames[0] * 255.0), 0, 255).astype(np.uint8)
         self._observe(window)
         return made
