@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
-from bench.diffusion_bench import device_rows, print_device_rows
+from bench.diffusion_gpu import device_rows, print_device_rows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,0 +1,77 @@
+"""Task rows: a row as a `Task`, a `Task` as insert values, and the output assets of tasks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Connection, Row, select
+
+from vidmorph.domain.models import Asset, GenerationParams, Task
+from vidmorph.domain.states import IN_FLIGHT, TaskStatus
+from vidmorph.store.assets import to_asset
+from vidmorph.store.tables import assets
+
+IN_FLIGHT_VALUES = [s.value for s in IN_FLIGHT]
+
+
+def to_task(row: Row[Any], artifacts: tuple[Asset, ...] = ()) -> Task:
+    return Task(
+        uuid=row.uuid,
+        user_id=row.user_id,
+        email=row.email,
+        task_type=row.task_type,
+        status=TaskStatus(row.status),
+        params=GenerationParams(**row.params),
+        reply_url=row.reply_url,
+        reply_ref=row.reply_ref,
+        credits=row.credits,
+        progress_ratio=row.progress_ratio,
+        progress_text=row.progress_text,
+        error=row.error,
+        attempts=row.attempts,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        artifacts=artifacts,
+    )
+
+
+def task_values(task: Task) -> dict[str, Any]:
+    return {
+        "uuid": task.uuid,
+        "user_id": task.user_id,
+        "email": task.email,
+        "task_type": task.task_type,
+        "status": task.status.value,
+        "priority": task.params.priority,
+        "params": asdict(task.params),
+        "reply_url": task.reply_url,
+        "reply_ref": task.reply_ref,
+        "credits": task.credits,
+        "error": task.error,
+        "attempts": 0,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "finished_at": task.finished_at,
+    }
+
+
+def task_artifacts(conn: Connection, uuid: str) -> tuple[Asset, ...]:
+    return artifacts_of(conn, [uuid]).get(uuid, ())
+
+
+def artifacts_of(conn: Connection, uuids: list[str]) -> dict[str, tuple[Asset, ...]]:
+    """The output assets of several tasks in one query, by task uuid."""
+    if not uuids:
+        return {}
+    rows = conn.execute(
+        select(assets).where(assets.c.task_uuid.in_(uuids)).order_by(assets.c.created_at)
+    ).all()
+    found: dict[str, list[Asset]] = {}
+    for row in rows:
+        found.setdefault(row.task_uuid, []).append(to_asset(row))
+    return {uuid: tuple(items) for uuid, items in found.items()}
