@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-from tests.harness import LiveServer
+from tests.harness import LiveServer, start_server
 from tests.videos import probe_output, read_frames
+from vidmorph.config import Settings
 
 
 def _download(url: str, path: Path) -> Path:
@@ -53,6 +55,21 @@ def test_json_create_runs_to_a_1280x768_h264_artifact(server: LiveServer, tmp_pa
     assert out["has_audio"] and out["faststart"]
     listed = server.client.get(f"{server.api}/assets/?mediaType=video").json()
     assert art["id"] in [a["id"] for a in listed]  # outputs are assets too
+
+
+def test_a_setting_allows_outputs_longer_than_ten_seconds(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(max_seconds=13)) as live:
+        asset = live.upload_video(tmp_path, seconds=12, size=(96, 64))["assetId"]
+        assert live.create({"assetId": asset, "text_prompt": "x", "seconds": 14}).status_code == 400
+        task = live.create({"assetId": asset, "text_prompt": "rain", "seconds": 12}).json()
+        assert task["options"]["seconds"] == 12
+        done = live.wait_task(task["taskId"], {"SUCCEEDED", "FAILED"}, timeout_s=120)
+        assert done["status"] == "SUCCEEDED", done["error"]
+        out = probe_output(_download(done["artifacts"][0]["url"], tmp_path / "long.mp4"))
+        assert (out["width"], out["height"]) == (1280, 768)
+        assert abs(out["duration_s"] - 12.0) <= 1 / 24 + 1e-6
 
 
 def test_output_lasts_min_of_seconds_and_input(server: LiveServer, tmp_path: Path) -> None:

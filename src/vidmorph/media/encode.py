@@ -28,6 +28,11 @@ AUDIO_BIT_RATE = 128_000
 _AAC_RATES_HZ = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 _PROGRESS_EVERY_FRAMES = 8
 _CONVERT_AHEAD = 4  # frames converted to YUV ahead of the encoder
+# x264's macroblock tree gave different bytes from run to run for a 12-frame 320x192 clip while
+# other threads of the process worked (2-3 runs in 100, even with one x264 thread; never seen at
+# 1 s of 320x192 or at 0.5 s of 640x384 or 1280x768). Clips under one second of 640x384 go
+# without it: reproducible, and too short for the tree to save much.
+_NO_MBTREE_BELOW_PIXELS = 24 * 640 * 384
 # BT.709 (the HD matrix, primaries and transfer) in limited range, written into the stream so
 # players do not guess BT.601 for a 1280x768 picture.
 _BT709 = 1
@@ -84,6 +89,8 @@ def _add_video_stream(
     video.thread_type = "AUTO"
     video.thread_count = 0
     video.options = {"crf": str(crf), "preset": preset}
+    if clip.num_frames * clip.width * clip.height < _NO_MBTREE_BELOW_PIXELS:
+        video.options = {**video.options, "x264-params": "mbtree=0"}
     video.color_primaries = video.color_trc = video.colorspace = _BT709
     video.color_range = _LIMITED_RANGE
     return video
