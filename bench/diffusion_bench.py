@@ -11,7 +11,7 @@ on the weights), built from the configs in `diffusion_gpu.py`: 10 s of 1280x768 
 guidance 3, no VAE tiling). Reports GPU seconds per output second and peak GPU memory.
 
     .venv/bin/python bench/diffusion_bench.py [--repeat 3]
-    .venv/bin/python bench/diffusion_bench.py --gpu [--workdir DIR]   # needs CUDA, ~40 GB disk
+    .venv/bin/python bench/diffusion_bench.py --gpu [--model DIR]   # needs CUDA, ~40 GB disk
     .venv/bin/python bench/diffusion_bench.py --smoke   # the --gpu flow, tiny models, on a CPU
 """
 
@@ -215,13 +215,16 @@ def main() -> int:
         "--smoke", action="store_true", help="the --gpu flow with tiny models on the CPU"
     )
     parser.add_argument("--workdir", type=Path, help="where models are written (default: temp)")
+    parser.add_argument(
+        "--model", type=Path, help="--gpu/--smoke: build the model here once and keep it"
+    )
     args = parser.parse_args()
     if args.gpu or args.smoke:
         from bench.diffusion_gpu import device_rows, print_device_rows, run_gpu
 
         if args.gpu:
-            return run_gpu(args.workdir)
-        print_device_rows(device_rows("cpu", args.workdir, tiny=True))
+            return run_gpu(args.workdir, args.model)
+        print_device_rows(device_rows("cpu", args.workdir, tiny=True, model_dir=args.model))
         return 0
     with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
         rows = cpu_rows(args.repeat, Path(workdir))

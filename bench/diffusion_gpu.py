@@ -33,7 +33,9 @@ from bench.diffusion_bench import (
 # LTX-Video 0.9.8 13B in diffusers form, written down because configs cannot be downloaded
 # here. Transformer and VAE: the "0.9.7" entries of diffusers' scripts/convert_ltx_to_diffusers.py
 # (the 13B 0.9.8 checkpoints share them; 13.04B and 1.25B parameters); text encoder: T5-v1.1-XXL
-# (4.76B parameters). CHECK them against the published config.json files when weights are at hand.
+# (4.76B parameters). Checked on 2026-11-24 against the converter, ComfyUI's LTXV VAE and
+# google/t5-v1_1-xxl's config.json (all values agree; parameter counts from meta-device builds);
+# the published 0.9.8 config.json files themselves could not be reached from here.
 LTX_13B_TRANSFORMER: dict[str, Any] = dict(
     in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=32,
     attention_head_dim=128, cross_attention_dim=4096, num_layers=48, caption_channels=4096,
@@ -55,8 +57,8 @@ LTX_097_VAE: dict[str, Any] = dict(
 T5_XXL: dict[str, Any] = dict(
     vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
     relative_attention_num_buckets=32, relative_attention_max_distance=128,
-    feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6, dropout_rate=0.0,
-    is_encoder_decoder=False, use_cache=False, tie_word_embeddings=False,
+    feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6, dropout_rate=0.1,
+    tie_word_embeddings=False,  # as published; dropout is off in eval mode
 )  # fmt: skip
 GPU_SIZE, GPU_SECONDS = (1280, 768), 10.0
 
@@ -145,13 +147,25 @@ def _engine_rows(path: Path, clip: Any, device: Device) -> list[DeviceRow]:
     ]  # the engine dies with this frame: the plain pipeline gets the memory
 
 
-def device_rows(device_name: str, workdir: Path | None, *, tiny: bool) -> list[DeviceRow]:
+def ensure_model(path: Path, *, tiny: bool) -> Path:
+    """The random-weight model at `path`, built there unless a finished one is there already
+    (so a slow build happens once across runs: `--model DIR`)."""
+    from tests.engines.tiny_pipelines import build_tiny_ltx
+
+    if not (path / "model_index.json").is_file():
+        build_tiny_ltx(path) if tiny else build_ltx_13b(path)
+    return path
+
+
+def device_rows(
+    device_name: str, workdir: Path | None, *, tiny: bool, model_dir: Path | None = None
+) -> list[DeviceRow]:
     """The GPU benchmark's rows: 10 s at 24 fps, engine (cold, warm) then a plain call of the
-    same pipeline, loaded from disk. `tiny` runs the same flow with the tiny random LTX at
-    160x96, which is how it is tested on CPUs; otherwise LTX 13B at 1280x768."""
+    same pipeline, loaded from disk (`model_dir`, kept; else a temporary directory). `tiny`
+    runs the same flow with the tiny random LTX at 160x96, which is how it is tested on CPUs;
+    otherwise LTX 13B at 1280x768."""
     import torch
     from diffusers import LTXConditionPipeline
-    from tests.engines.tiny_pipelines import build_tiny_ltx
 
     from vidmorph.media.clip import Clip
 
@@ -159,8 +173,7 @@ def device_rows(device_name: str, workdir: Path | None, *, tiny: bool) -> list[D
     width, height = TINY_SIZE if tiny else GPU_SIZE
     frames = moving_frames(round(GPU_SECONDS * FPS), width, height)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, torch.no_grad():
-        path = Path(tmp) / "ltx"
-        build_tiny_ltx(path) if tiny else build_ltx_13b(path)
+        path = ensure_model(model_dir or Path(tmp) / "ltx", tiny=tiny)
         rows = _engine_rows(path, Clip(frames, FPS), device)
         gc.collect()
         pipe = LTXConditionPipeline.from_pretrained(str(path), dtype=device.dtype)
@@ -176,7 +189,7 @@ def device_rows(device_name: str, workdir: Path | None, *, tiny: bool) -> list[D
     return rows
 
 
-def run_gpu(workdir: Path | None) -> int:
+def run_gpu(workdir: Path | None, model_dir: Path | None = None) -> int:
     import torch
 
     if not torch.cuda.is_available():
@@ -186,7 +199,7 @@ def run_gpu(workdir: Path | None) -> int:
             file=sys.stderr,
         )
         return 2
-    rows = device_rows("cuda", workdir, tiny=False)
+    rows = device_rows("cuda", workdir, tiny=False, model_dir=model_dir)
     width, height = GPU_SIZE
     print(f"### LTX-Video 13B (random weights), {width}x{height}, {GPU_SECONDS:g} s at {FPS:g} fps")
     print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}; strength {STRENGTH}\n")

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
-from bench.diffusion_gpu import device_rows, print_device_rows
+from bench.diffusion_gpu import device_rows, ensure_model, print_device_rows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,3 +34,10 @@ def test_the_gpu_flow_runs_end_to_end_with_tiny_models(
     print_device_rows(rows)
     assert "plain call / engine (warm) wall time" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []  # the model directory was removed
+
+
+def test_a_kept_model_directory_is_built_once(tmp_path: Path) -> None:
+    model = ensure_model(tmp_path / "ltx", tiny=True)
+    built = (model / "model_index.json").stat().st_mtime_ns
+    assert ensure_model(model, tiny=True) == model
+    assert (model / "model_index.json").stat().st_mtime_ns == built
