@@ -222,13 +222,28 @@ def test_bf16_weights_make_nearly_the_float32_frames(
 def test_a_shifting_scheduler_config_still_runs_the_distilled_sigmas(tmp_path: Path) -> None:
     """diffusers shifts even given timesteps, and resolution-dependent shifting fails without
     `mu`: the engine runs LTX's distilled schedule exactly whatever the checkpoint's config."""
-    model = build_tiny_ltx(tmp_path, use_dynamic_shifting=True, shift=3.0, shift_terminal=0.1)
+    shifting = {"use_dynamic_shifting": True, "shift": 3.0, "shift_terminal": 0.1}
+    model = build_tiny_ltx(tmp_path, scheduler=shifting)
     shifted = LtxEngine(str(model), device="cpu")
     shifted.load("cpu")
     out = shifted.generate(panning(9), job(strength=1.0), RecordingHooks())
     assert out.num_frames == 9
     sigmas = shifted.pipeline.scheduler.sigmas.numpy()
     np.testing.assert_allclose(sigmas[:-1], np.array(DISTILLED_TIMESTEPS) / 1000, rtol=1e-6)
+
+
+def test_a_vae_that_injects_decoder_noise_still_repeats_for_a_seed(tmp_path: Path) -> None:
+    """LTX 0.9.1-style VAEs add noise while decoding, drawn from torch's global generator:
+    each window runs with it seeded from the job (and restored after), so seeds still repeat."""
+    noisy = {"decoder_inject_noise": (True,) * 5, "timestep_conditioning": True}
+    engine = LtxEngine(str(build_tiny_ltx(tmp_path, vae=noisy)), device="cpu")
+    engine.load("cpu")
+    state = torch.get_rng_state()
+    first = engine.generate(panning(9), job(), RecordingHooks()).frames
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's randomness is untouched
+    again, other = (engine.generate(panning(9), job(seed=s), RecordingHooks()) for s in (7, 8))
+    np.testing.assert_array_equal(first, again.frames)
+    assert not np.array_equal(first, other.frames)
 
 
 def test_a_model_that_outputs_nan_fails_the_run_clearly(tiny_ltx: Path) -> None:

@@ -8,6 +8,7 @@ edges, progress, cancellation, refusals), not what the output looks like.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,23 @@ def test_working_size_keeps_native_area_and_multiples_of_16() -> None:
     assert working_size(64, 48, SMALL_AREA_PX) == (64, 48)
     estimate = WanEngine("Wan-AI/Wan2.1-T2V-14B-Diffusers").estimate(240, 768, 1280, 0.6)
     assert estimate.gpu_bytes > 40 * 2**30
+
+
+def test_two_worker_threads_share_one_engine_safely(engine: WanEngine) -> None:
+    """With VIDMORPH_WORKERS > 1 the threads share the loaded pipeline, whose multistep
+    scheduler keeps per-call state: runs take turns, and each gets the frames it gets alone."""
+    clip = moving_clip(1.0)
+    seeds = (21, 22, 23)
+    alone = {seed: engine.generate(clip, job(seed=seed), RecordingHooks()).frames for seed in seeds}
+    together: dict[int, np.ndarray] = {}
+
+    def run(seed: int) -> None:
+        together[seed] = engine.generate(clip, job(seed=seed), RecordingHooks()).frames
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in seeds]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for seed, frames in alone.items():
+        np.testing.assert_array_equal(together[seed], frames)

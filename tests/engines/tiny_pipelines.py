@@ -74,9 +74,9 @@ def _text_encoder() -> T5EncoderModel:
     return T5EncoderModel(T5Config(**TEXT_ENCODER_CONFIG)).eval()
 
 
-def _vae() -> AutoencoderKLLTXVideo:
+def _vae(**overrides: Any) -> AutoencoderKLLTXVideo:
     """Three spatio-temporal downsamplings of 2 after a 4x4 patchify: 32x spatial, 8x temporal."""
-    vae = AutoencoderKLLTXVideo(
+    config: dict[str, Any] = dict(
         in_channels=3,
         out_channels=3,
         latent_channels=LATENT_CHANNELS,
@@ -95,6 +95,7 @@ def _vae() -> AutoencoderKLLTXVideo:
         encoder_causal=True,
         decoder_causal=False,
     )
+    vae = AutoencoderKLLTXVideo(**(config | overrides))
     # Whole clips at once: the tiny clips are far below the frame-wise tile size anyway.
     vae.use_framewise_encoding = False
     vae.use_framewise_decoding = False
@@ -121,9 +122,16 @@ def _smooth_in_time(vae: AutoencoderKLLTXVideo) -> None:
                 bias[:, 1:] = bias[:, :1]
 
 
-def build_tiny_ltx(path: Path, seed: int = 0, **scheduler: Any) -> Path:
+def build_tiny_ltx(
+    path: Path,
+    seed: int = 0,
+    *,
+    scheduler: dict[str, Any] | None = None,
+    vae: dict[str, Any] | None = None,
+) -> Path:
     """Write a tiny random `LTXConditionPipeline` to `path` (created) and return `path`;
-    `scheduler` overrides the flow-matching scheduler's defaults (the converter's)."""
+    `scheduler` and `vae` override keyword arguments of the flow-matching scheduler (the
+    converter's defaults) and of the tiny VAE."""
     torch.manual_seed(seed)
     transformer = LTXVideoTransformer3DModel(
         in_channels=LATENT_CHANNELS,
@@ -138,8 +146,8 @@ def build_tiny_ltx(path: Path, seed: int = 0, **scheduler: Any) -> Path:
     )
     pipeline = LTXConditionPipeline(
         transformer=transformer,
-        vae=_vae(),
-        scheduler=FlowMatchEulerDiscreteScheduler(**scheduler),
+        vae=_vae(**(vae or {})),
+        scheduler=FlowMatchEulerDiscreteScheduler(**(scheduler or {})),
         text_encoder=_text_encoder(),
         tokenizer=make_tokenizer(),
     )

@@ -15,7 +15,8 @@ import gc
 import hashlib
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -264,6 +265,21 @@ def window_seed(seed: int, index: int) -> int:
         return seed
     digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+@contextmanager
+def seeded_global_rng(device: torch.device, seed: int) -> Iterator[None]:
+    """torch's global generators seeded with `seed` inside the block and restored after it.
+
+    Some model code draws from them instead of the generator passed in (LTX 0.9.1-style VAE
+    decoders inject noise so): seeded, such runs still repeat; restored, the caller's own
+    randomness is untouched.
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def seeded_generator(device: torch.device, seed: int) -> torch.Generator:

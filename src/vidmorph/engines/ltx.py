@@ -21,6 +21,7 @@ in `load`; the T5 encoder stays on the CPU and visits the GPU only to encode a n
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +129,8 @@ class LtxEngine:
         self._pipe: LTXConditionPipeline | None = None
         self._device: torch.device | None = None
         self._prompts = PromptCache()
+        #: one run at a time: a pipeline (its scheduler's step state) serves one call
+        self._running = threading.Lock()
 
     def load(self, device: str) -> None:
         """Load the weights (hub id or local diffusers directory) once; later calls keep them."""
@@ -209,7 +212,8 @@ class LtxEngine:
             )
             return Clip(frames=run.frames(clip), fps=clip.fps)
 
-        return run_releasing(work, device)
+        with self._running:  # a second worker thread waits here for the GPU
+            return run_releasing(work, device)
 
     @property
     def pipeline(self) -> LTXConditionPipeline:

@@ -26,6 +26,7 @@ from vidmorph.engines.diffusion import (
     check_finite,
     run_windows,
     seeded_generator,
+    seeded_global_rng,
     synchronize,
     window_seed,
 )
@@ -93,26 +94,28 @@ class LtxRun:
             conditions = [condition]
         synchronize(self.device)  # the VAE encode above counts as codec time, not denoising
         called = time.perf_counter()
-        result = self.pipe(
-            conditions=conditions,
-            latents=latents,
-            denoise_strength=sampling.strength,
-            height=self.plan.height,
-            width=self.plan.width,
-            num_frames=window.num_frames,
-            frame_rate=fps,  # scales LTX's RoPE time axis
-            timesteps=list(sampling.timesteps),
-            guidance_scale=sampling.guidance_scale,
-            # The conditioning frames are earlier output itself: keep them exact.
-            image_cond_noise_scale=0.0,
-            decode_timestep=DECODE_TIMESTEP,
-            decode_noise_scale=DECODE_NOISE_SCALE,
-            generator=seeded_generator(self.device, window_seed(sampling.seed, window.index)),
-            output_type="pt",
-            callback_on_step_end=self.meter.progress.on_step_end,
-            max_sequence_length=MAX_SEQUENCE_LENGTH,
-            **sampling.embeds,
-        )
+        seed = window_seed(sampling.seed, window.index)
+        with seeded_global_rng(self.device, seed):
+            result = self.pipe(
+                conditions=conditions,
+                latents=latents,
+                denoise_strength=sampling.strength,
+                height=self.plan.height,
+                width=self.plan.width,
+                num_frames=window.num_frames,
+                frame_rate=fps,  # scales LTX's RoPE time axis
+                timesteps=list(sampling.timesteps),
+                guidance_scale=sampling.guidance_scale,
+                # The conditioning frames are earlier output itself: keep them exact.
+                image_cond_noise_scale=0.0,
+                decode_timestep=DECODE_TIMESTEP,
+                decode_noise_scale=DECODE_NOISE_SCALE,
+                generator=seeded_generator(self.device, seed),
+                output_type="pt",
+                callback_on_step_end=self.meter.progress.on_step_end,
+                max_sequence_length=MAX_SEQUENCE_LENGTH,
+                **sampling.embeds,
+            )
         made = _to_frames(result.frames[0])
         self._observe(window, called)
         return made

@@ -33,6 +33,7 @@ run loop is in `wan_run.py`, the frame resampling and resizing in `frames.py`.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +177,8 @@ class WanEngine:
         self._pipe: WanPipeline | None = None
         self._device: torch.device | None = None
         self._prompts = PromptCache()
+        #: one run at a time: a pipeline (its scheduler's step state) serves one call
+        self._running = threading.Lock()
 
     def load(self, device: str) -> None:
         """Load the weights once (from the hub cache or a local diffusers directory)."""
@@ -236,9 +239,9 @@ class WanEngine:
         check_duration(clip, self.info.max_seconds)
         self.check_fits(clip.num_frames, clip.height, clip.width, job.strength, clip.fps)
         plan = self.plan(clip.num_frames, clip.fps, clip.width, clip.height)
-        _set_flow_shift(pipe, plan.width * plan.height)
 
         def work() -> Clip:
+            _set_flow_shift(pipe, plan.width * plan.height)
             sampling = WanSampling(
                 guidance_scale=self.guidance_scale,
                 strength=min(job.strength, MAX_STRENGTH),
@@ -252,7 +255,8 @@ class WanEngine:
             )
             return Clip(frames=run.frames(clip), fps=clip.fps)
 
-        return run_releasing(work, device)
+        with self._running:  # a second worker thread waits here for the GPU
+            return run_releasing(work, device)
 
     def prompt_embeds(self, text: str) -> dict[str, torch.Tensor]:
         """The prompt's umT5 embeddings as pipeline keyword arguments; the last one is cached."""

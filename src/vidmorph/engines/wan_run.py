@@ -26,6 +26,7 @@ from vidmorph.engines.diffusion import (
     check_finite,
     run_windows,
     seeded_generator,
+    seeded_global_rng,
     window_seed,
 )
 from vidmorph.engines.frames import nearest_frames, resize_frames
@@ -93,19 +94,21 @@ class WanRun:
             video = video.copy()
             video[: window.overlap] = out[window.start : window.start + window.overlap]
         self.meter.start()
-        result = self.pipe(
-            video=[Image.fromarray(frame) for frame in video],
-            height=self.plan.height,
-            width=self.plan.width,
-            strength=sampling.strength,
-            num_inference_steps=sampling.num_inference_steps,
-            guidance_scale=sampling.guidance_scale,
-            generator=seeded_generator(self.device, window_seed(sampling.seed, window.index)),
-            output_type="np",
-            callback_on_step_end=self._on_step_end,
-            max_sequence_length=MAX_SEQUENCE_LENGTH,
-            **sampling.embeds,
-        )
+        seed = window_seed(sampling.seed, window.index)
+        with seeded_global_rng(self.device, seed):
+            result = self.pipe(
+                video=[Image.fromarray(frame) for frame in video],
+                height=self.plan.height,
+                width=self.plan.width,
+                strength=sampling.strength,
+                num_inference_steps=sampling.num_inference_steps,
+                guidance_scale=sampling.guidance_scale,
+                generator=seeded_generator(self.device, seed),
+                output_type="np",
+                callback_on_step_end=self._on_step_end,
+                max_sequence_length=MAX_SEQUENCE_LENGTH,
+                **sampling.embeds,
+            )
         check_finite(result.frames[0])
         made: Frames = np.clip(np.rint(result.frames[0] * 255.0), 0, 255).astype(np.uint8)
         self._observe(window)
