@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contracts.test_store import new_task
+from tests.contracts.tasks import new_task
 from tests.harness import start_server
 from vidmorph.config import Settings
 from vidmorph.container import build_services
