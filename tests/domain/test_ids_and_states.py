@@ -46,3 +46,12 @@ def test_status_filters_parse_and_name_unknown_words() -> None:
     assert states.parse_statuses("pending, RUNNING,") == [TaskStatus.PENDING, TaskStatus.RUNNING]
     with pytest.raises(ValueError, match="BOGUS"):
         states.parse_statuses("PENDING,BOGUS")
+
+
+def test_user_numbers_are_ascii_digits_within_the_stored_range() -> None:
+    assert ids.parse_user_number("1") == 1
+    assert ids.parse_user_number(str(ids.MAX_USER_ID)) == ids.MAX_USER_ID
+    for bad in ("", "0x1", "-1", "²", "١٢", str(ids.MAX_USER_ID + 1), "9" * 5000):
+        assert ids.parse_user_number(bad) is None, bad
+    uid = "1c51ecef-f472-48c7-9bc4-18d972efce07"
+    assert ids.parse_id(f"user:{'9' * 11}-runwayml:a@b.c-task:{uid}", "task") is None

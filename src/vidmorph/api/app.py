@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from vidmorph import __version__
 from vidmorph.api import errors
+from vidmorph.api.guards import RefuseNul
 from vidmorph.api.routes import accounts, assets, features, gen3, tasks
 from vidmorph.container import Services
 from vidmorph.service.accounts import Authenticator
@@ -34,6 +35,7 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
     app.state.ctx = services.ctx
     app.state.auth = Authenticator(services.ctx)
     errors.install(app)
+    app.add_middleware(RefuseNul)
     for module in (accounts, assets, features, gen3, tasks):
         app.include_router(module.router, prefix=PREFIX)
 

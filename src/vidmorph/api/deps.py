@@ -37,17 +37,38 @@ async def read_body(request: Request) -> dict[str, Any]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str) and v != ""}
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise errors.BadRequest("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise errors.BadRequest("The request body must be a JSON object.")
-    return data
+        data: Any = {k: v for k, v in form.items() if isinstance(v, str) and v != ""}
+    else:
+        raw = await request.body()
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+            raise errors.BadRequest("The request body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise errors.BadRequest("The request body must be a JSON object.")
+    if _holds_nul(data):
+        raise errors.BadRequest("Text in the request may not contain NUL characters.")
+    result: dict[str, Any] = data
+    return result
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a parsed body has a NUL character in any key or string (no database stores
+    them); iterative, since the body may nest deeply."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def parse(model: type[M], data: dict[str, Any]) -> M:

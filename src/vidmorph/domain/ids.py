@@ -10,8 +10,10 @@ from urllib.parse import unquote
 
 Kind = Literal["task", "asset"]
 
+#: user ids are 32-bit INTEGER columns (on PostgreSQL): no larger number names a user
+MAX_USER_ID = 2**31 - 1
 _COMPOSITE = re.compile(
-    r"^user:(?P<user>\d+)-runwayml:(?P<email>.+)-(?P<kind>task|asset):(?P<uuid>[0-9a-fA-F-]{36})$"
+    r"^user:(?P<user>[0-9]{1,10})-runwayml:(?P<email>.+)-(?P<kind>task|asset):(?P<uuid>[0-9a-fA-F-]{36})$"
 )
 
 
@@ -45,4 +47,16 @@ def parse_id(raw: str, kind: Kind) -> CompositeId | None:
         uid = str(uuid.UUID(m["uuid"]))
     except ValueError:
         return None
-    return CompositeId(int(m["user"]), m["email"], kind, uid)
+    user_id = parse_user_number(m["user"])
+    if user_id is None:
+        return None
+    return CompositeId(user_id, m["email"], kind, uid)
+
+
+def parse_user_number(text: str) -> int | None:
+    """A user number in ASCII digits within what the store holds (`MAX_USER_ID`), or None:
+    `int()` would take other scripts' digits, thousands of digits, or numbers no column fits."""
+    if not (0 < len(text) <= 10 and text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= MAX_USER_ID else None

@@ -11,6 +11,7 @@ from typing import Any
 from vidmorph import errors
 from vidmorph.callbacks.guard import validate_reply_url
 from vidmorph.callbacks.signing import new_secret
+from vidmorph.domain.ids import parse_user_number
 from vidmorph.domain.models import Account, User
 from vidmorph.service.context import AppContext
 
@@ -28,9 +29,9 @@ def parse_token_user(token: str) -> int | None:
     if not token.startswith("user:"):
         return None
     number, sep, rest = token[5:].partition("-")
-    if not sep or not rest or not number.isdigit():
+    if not sep or not rest:
         return None
-    return int(number)
+    return parse_user_number(number)
 
 
 class Authenticator:

@@ -53,4 +53,5 @@ class LocalStorage:
     def verify(self, key: str, expires: int, sig: str) -> bool:
         if expires < time.time():
             return False
-        return hmac.compare_digest(self.sign(key, expires), sig)
+        # As bytes: compare_digest refuses str with non-ASCII characters.
+        return hmac.compare_digest(self.sign(key, expires).encode(), sig.encode())
