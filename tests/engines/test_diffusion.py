@@ -271,7 +271,9 @@ def test_measured_peaks_bound_memory_without_a_small_job_inflating_large_ones() 
     record.observe_peak(activation_bytes=60_000, tokens=1000)
     assert record.activation_bytes(500) == 60_000  # the smallest measured size above bounds it
     assert record.activation_bytes(10) == 9000
-    assert record.activation_bytes(2000) == 60_000 + 1000 * 100
+    assert record.activation_bytes(2000) == 60_000 + 1000 * 100  # growth 51.5/token < 100
+    record.observe_peak(activation_bytes=400_000, tokens=2000)  # growth 340/token measured
+    assert record.activation_bytes(3000) == 400_000 + 1000 * 340
 
 
 def test_estimates_add_time_over_windows_but_not_memory() -> None:

@@ -161,8 +161,9 @@ def test_no_seam_jumps_more_than_frames_change_inside_windows(
 
 
 def test_a_cancel_in_the_middle_of_denoising_stops_the_run(engine: LtxEngine) -> None:
-    # Checks: window 0 starts (1), then one per step: the 4th is the third step's.
-    hooks = RecordingHooks(cancel_at=4)
+    # Checks: the run lock taken (1), window 0 starts (2), then one per step: the 5th is the
+    # third step's.
+    hooks = RecordingHooks(cancel_at=5)
     with pytest.raises(TaskCancelled):
         engine.generate(panning(41), job(), hooks)
     assert len(hooks.ratios) == 2 and 0.0 < hooks.ratios[-1] < 1.0
@@ -199,6 +200,11 @@ def test_before_load_estimates_assume_the_13b_model_on_a_gpu() -> None:
     estimate = LtxEngine(device="cuda").estimate(241, 768, 1280, 0.3)
     assert 27 * 10**9 < estimate.gpu_bytes < 60 * 10**9
     assert 5.0 < estimate.seconds < 120.0
+    # float32 weights and activations take twice bf16's memory; float16 the same as bf16.
+    full = LtxEngine(device="cuda", dtype="float32").estimate(241, 768, 1280, 0.3)
+    assert full.gpu_bytes == 2 * estimate.gpu_bytes
+    half = LtxEngine(device="cuda", dtype="float16").estimate(241, 768, 1280, 0.3)
+    assert half.gpu_bytes == estimate.gpu_bytes
 
 
 def test_bf16_weights_make_nearly_the_float32_frames(

@@ -21,8 +21,10 @@ from vidmorph.config import Settings
 from vidmorph.engines.base import GenerationInput
 from vidmorph.engines.frames import nearest_frames, working_size
 from vidmorph.engines.wan import (
+    DEFAULT_TEXT_ENCODER_BYTES,
     LARGE_AREA_PX,
     SMALL_AREA_PX,
+    SMALL_RESIDENT_BYTES,
     WanEngine,
     create,
     model_frame_count,
@@ -135,7 +137,7 @@ def test_cancel_mid_denoise_raises_and_leaves_the_engine_usable(
     engine: WanEngine, one_second: tuple[Clip, Clip]
 ) -> None:
     clip, reference = one_second
-    hooks = RecordingHooks(cancel_at=3)  # window start, step 1, then step 2 cancels
+    hooks = RecordingHooks(cancel_at=4)  # lock taken, window start, step 1, step 2 cancels
     with pytest.raises(TaskCancelled):
         engine.generate(clip, job(), hooks)
     assert hooks.ratios and hooks.ratios[-1] < 1.0
@@ -213,3 +215,12 @@ def test_two_worker_threads_share_one_engine_safely(engine: WanEngine) -> None:
         thread.join()
     for seed, frames in alone.items():
         np.testing.assert_array_equal(together[seed], frames)
+
+
+def test_before_load_estimates_follow_the_dtype_and_count_umt5_on_a_cpu() -> None:
+    bf16 = WanEngine(device="cuda").estimate(241, 768, 1280, 0.6)
+    fp32 = WanEngine(device="cuda", dtype="float32").estimate(241, 768, 1280, 0.6)
+    assert fp32.gpu_bytes == 2 * bf16.gpu_bytes
+    # On a CPU (float32) umT5 stays in host memory for the whole run: it is resident there.
+    cpu = WanEngine(device="cpu").estimate(241, 768, 1280, 0.6)
+    assert cpu.gpu_bytes >= 2 * (SMALL_RESIDENT_BYTES + DEFAULT_TEXT_ENCODER_BYTES)

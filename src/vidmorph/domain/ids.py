@@ -41,7 +41,7 @@ def parse_id(raw: str, kind: Kind) -> CompositeId | None:
     # compat(useapi §1): clients put ids unencoded in paths (`:` and `@`), others encode them.
     text = unquote(raw.strip())
     m = _COMPOSITE.match(text)
-    if m is None or m["kind"] != kind:
+    if m is None or m["kind"] != kind or "\x00" in text:
         return None
     try:
         uid = str(uuid.UUID(m["uuid"]))

@@ -85,18 +85,24 @@ class SpeedRecord:
         """Peak activation memory of a window of `tokens`.
 
         Memory grows with tokens, so the smallest peak measured at `tokens` or more bounds it.
-        Past the largest window measured: that window's peak plus the documented per-token
-        figure for the extra tokens. A small window's peak is mostly fixed overhead (library
-        workspaces, an untiled VAE pass), so scaling it up in proportion would refuse jobs
-        that fit. With nothing measured: the documented figure.
+        Past the largest window measured: that window's peak plus, per extra token, the larger
+        of the documented figure and the growth between the two largest sizes measured. A
+        small window's peak is mostly fixed overhead (library workspaces, an untiled VAE
+        pass), so scaling it up in proportion would refuse jobs that fit. With nothing
+        measured: the documented figure.
         """
-        bounds = [peak for size, peak in self.peaks.items() if size >= tokens]
+        peaks = dict(self.peaks)  # one atomic copy: a worker thread may be adding a size
+        bounds = [peak for size, peak in peaks.items() if size >= tokens]
         if bounds:
             return float(min(bounds))
-        if not self.peaks:
+        if not peaks:
             return tokens * self.activation_bytes_per_token
-        largest = max(self.peaks)
-        return self.peaks[largest] + (tokens - largest) * self.activation_bytes_per_token
+        sizes = sorted(peaks)
+        per_token = self.activation_bytes_per_token
+        if len(sizes) > 1:
+            below, largest = sizes[-2], sizes[-1]
+            per_token = max(per_token, (peaks[largest] - peaks[below]) / (largest - below))
+        return peaks[sizes[-1]] + (tokens - sizes[-1]) * per_token
 
     def window_seconds(self, steps: int, tokens: int, pixels: int) -> tuple[float, float]:
         """Predicted (denoise, codec) seconds of one window."""
@@ -118,14 +124,19 @@ def default_speed(
     transformer_params: int,
     *,
     fallback: DeviceCosts | None = None,
+    value_bytes: int | None = None,
 ) -> SpeedRecord:
     """The starting record for `device_type` ("cuda" or "cpu"): `costs`' figures for it, else
-    `fallback`'s (the "cpu" figures when None), time scaled by the transformer's size."""
+    `fallback`'s (the "cpu" figures when None), time scaled by the transformer's size.
+    Activation figures assume bf16 on CUDA and float32 elsewhere; `value_bytes` (the dtype's
+    size, `diffusion.dtype_bytes`) scales them for another dtype."""
     figures = costs.get(device_type, fallback if fallback is not None else costs["cpu"])
+    default_bytes = 2 if device_type == "cuda" else 4
+    scale = (value_bytes or default_bytes) / default_bytes
     return SpeedRecord(
         step_token_s=figures.step_token_s_per_param * transformer_params,
         codec_pixel_s=figures.codec_pixel_s,
-        activation_bytes_per_token=figures.activation_bytes_per_token,
+        activation_bytes_per_token=figures.activation_bytes_per_token * scale,
     )
 
 

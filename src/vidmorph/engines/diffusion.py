@@ -258,6 +258,14 @@ def compute_dtype(device: torch.device, name: str = "auto") -> torch.dtype:
     return dtype
 
 
+def dtype_bytes(name: str, device_type: str) -> int:
+    """Bytes per value of the weights' dtype `name` on `device_type` (auto: bf16 on CUDA,
+    float32 elsewhere): memory figures written for bf16 scale by this over 2."""
+    if name == "auto":
+        return 2 if device_type == "cuda" else 4
+    return 4 if name == "float32" else 2
+
+
 def window_seed(seed: int, index: int) -> int:
     """Window 0 uses the job's seed as is (a one-window job matches a plain diffusers call);
     later windows a 63-bit hash of (seed, index), so no two windows share their noise."""
@@ -277,8 +285,13 @@ def seeded_global_rng(device: torch.device, seed: int) -> Iterator[None]:
     """
     import torch
 
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device.index or 0] if cuda else []):
+        # Only the generators fork_rng restores: the CPU's and this device's.
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
         yield
 
 

@@ -41,6 +41,7 @@ from vidmorph.engines.diffusion import (
     Plan,
     compute_dtype,
     denoising_steps,
+    dtype_bytes,
     plan_windows,
     resolve_device,
     round_up,
@@ -119,13 +120,15 @@ class LtxEngine:
         self.geometry = TokenGeometry(temporal_ratio=8, spatial_ratio=32)
         self._device_type = "cuda" if device.startswith("cuda") else "cpu"
         # The defaults are bf16 sizes: float32 weights take twice as much.
-        scale = 2 if dtype == "float32" or (dtype == "auto" and self._device_type == "cpu") else 1
-        self._resident_bytes = scale * DEFAULT_RESIDENT_BYTES
-        self._transient_bytes = scale * DEFAULT_TEXT_ENCODER_BYTES
+        size = dtype_bytes(dtype, self._device_type)
+        self._resident_bytes = DEFAULT_RESIDENT_BYTES * size // 2
+        self._transient_bytes = DEFAULT_TEXT_ENCODER_BYTES * size // 2
         if self._device_type == "cpu":  # the text encoder never leaves host memory
             self._resident_bytes += self._transient_bytes
             self._transient_bytes = 0
-        self.speed = default_speed(DEVICE_COSTS, self._device_type, DEFAULT_TRANSFORMER_PARAMS)
+        self.speed = default_speed(
+            DEVICE_COSTS, self._device_type, DEFAULT_TRANSFORMER_PARAMS, value_bytes=size
+        )
         self._pipe: LTXConditionPipeline | None = None
         self._device: torch.device | None = None
         self._prompts = PromptCache()
@@ -162,7 +165,8 @@ class LtxEngine:
                 0,
             )
         params = parameter_count(pipe.transformer)
-        self.speed = default_speed(DEVICE_COSTS, target.type, params)
+        value_bytes = dtype_bytes(self.dtype, target.type)
+        self.speed = default_speed(DEVICE_COSTS, target.type, params, value_bytes=value_bytes)
 
     def estimate(self, num_frames: int, height: int, width: int, strength: float) -> Estimate:
         """Peak device memory and seconds a job needs. Before `load` it assumes the default
@@ -213,6 +217,7 @@ class LtxEngine:
             return Clip(frames=run.frames(clip), fps=clip.fps)
 
         with self._running:  # a second worker thread waits here for the GPU
+            hooks.check_cancelled()  # the task may have been cancelled while it waited
             return run_releasing(work, device)
 
     @property

@@ -53,6 +53,7 @@ from vidmorph.engines.costs import (
 from vidmorph.engines.diffusion import (
     compute_dtype,
     denoising_steps,
+    dtype_bytes,
     plan_windows,
     resolve_device,
     run_releasing,
@@ -171,8 +172,10 @@ class WanEngine:
         self.memory_budget_bytes, self.dtype = memory_budget_bytes, dtype
         self._device_type = device.split(":")[0]
         self._geometry = TokenGeometry(temporal_ratio=4, spatial_ratio=8, patch=2)
-        self._resident_bytes = LARGE_RESIDENT_BYTES if large else SMALL_RESIDENT_BYTES
-        self._text_encoder_bytes = DEFAULT_TEXT_ENCODER_BYTES
+        # The defaults are bf16 sizes (the VAE's float32 included): float32 doubles them.
+        size = dtype_bytes(dtype, self._device_type)
+        self._resident_bytes = (LARGE_RESIDENT_BYTES if large else SMALL_RESIDENT_BYTES) * size // 2
+        self._text_encoder_bytes = DEFAULT_TEXT_ENCODER_BYTES * size // 2
         self.speed = self._default_speed(LARGE_PARAMS if large else SMALL_PARAMS)
         self._pipe: WanPipeline | None = None
         self._device: torch.device | None = None
@@ -212,6 +215,7 @@ class WanEngine:
         if steps == 0:
             return Estimate(gpu_bytes=0, seconds=0.0)
         plan = self.plan(num_frames, fps, width, height)
+        on_gpu = self._device_type == "cuda"
         return estimate_windows(
             plan.windows,
             plan.height,
@@ -219,8 +223,9 @@ class WanEngine:
             steps=steps,
             geometry=self._geometry,
             record=self.speed,
-            resident_bytes=self._resident_bytes,
-            transient_bytes=self._text_encoder_bytes if self._device_type == "cuda" else 0,
+            # On a GPU umT5 visits only to encode; on a CPU it stays in host memory throughout.
+            resident_bytes=self._resident_bytes + (0 if on_gpu else self._text_encoder_bytes),
+            transient_bytes=self._text_encoder_bytes if on_gpu else 0,
         )
 
     def check_fits(
@@ -256,6 +261,7 @@ class WanEngine:
             return Clip(frames=run.frames(clip), fps=clip.fps)
 
         with self._running:  # a second worker thread waits here for the GPU
+            hooks.check_cancelled()  # the task may have been cancelled while it waited
             return run_releasing(work, device)
 
     def prompt_embeds(self, text: str) -> dict[str, torch.Tensor]:
@@ -301,7 +307,11 @@ class WanEngine:
 
     def _default_speed(self, transformer_params: int) -> SpeedRecord:
         return default_speed(
-            DEVICE_COSTS, self._device_type, transformer_params, fallback=OTHER_DEVICE_COSTS
+            DEVICE_COSTS,
+            self._device_type,
+            transformer_params,
+            fallback=OTHER_DEVICE_COSTS,
+            value_bytes=dtype_bytes(self.dtype, self._device_type),
         )
 
 

@@ -117,9 +117,10 @@ class WanRun:
     def _on_step_end(
         self, pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]
     ) -> dict[str, Any]:
+        kwargs = self.meter.progress.on_step_end(pipeline, step, timestep, callback_kwargs)
         if step == 0:  # Wan encodes the video inside the call: time steps from the first end
-            self._first_step_at = time.perf_counter()
-        return self.meter.progress.on_step_end(pipeline, step, timestep, callback_kwargs)
+            self._first_step_at = self.meter.progress.last_step_at  # after the device sync
+        return kwargs
 
     def _observe(self, window: Window) -> None:
         """The window's measured times: denoising from the mean step between the first and
