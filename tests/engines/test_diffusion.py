@@ -13,20 +13,22 @@ from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline
 
 from tests.engines.hooks import RecordingHooks
 from vidmorph.engines.costs import SpeedRecord, TokenGeometry, estimate_windows, module_bytes
+from vidmorph.engines.devices import (
+    check_finite,
+    compute_dtype,
+    resolve_device,
+    run_releasing,
+    seeded_generator,
+    window_seed,
+)
 from vidmorph.engines.diffusion import (
     StepProgress,
     Window,
-    check_finite,
-    compute_dtype,
     denoising_steps,
     frames_to_multiple,
     pad_frames,
     place_window,
     plan_windows,
-    resolve_device,
-    run_releasing,
-    seeded_generator,
-    window_seed,
 )
 from vidmorph.errors import TaskCancelled
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vidmorph.engines.base import RunHooks
-from vidmorph.engines.diffusion import Plan, StepProgress, Window, synchronize
+from vidmorph.engines.devices import synchronize
+from vidmorph.engines.diffusion import Plan, StepProgress, Window
 from vidmorph.errors import RequestTooLarge
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def default_speed(
     """The starting record for `device_type` ("cuda" or "cpu"): `costs`' figures for it, else
     `fallback`'s (the "cpu" figures when None), time scaled by the transformer's size.
     Activation figures assume bf16 on CUDA and float32 elsewhere; `value_bytes` (the dtype's
-    size, `diffusion.dtype_bytes`) scales them for another dtype."""
+    size, `devices.dtype_bytes`) scales them for another dtype."""
     figures = costs.get(device_type, fallback if fallback is not None else costs["cpu"])
     default_bytes = 2 if device_type == "cuda" else 4
     scale = (value_bytes or default_bytes) / default_bytes

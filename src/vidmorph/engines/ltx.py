@@ -37,16 +37,8 @@ from vidmorph.engines.costs import (
     module_bytes,
     parameter_count,
 )
-from vidmorph.engines.diffusion import (
-    Plan,
-    compute_dtype,
-    denoising_steps,
-    dtype_bytes,
-    plan_windows,
-    resolve_device,
-    round_up,
-    run_releasing,
-)
+from vidmorph.engines.devices import compute_dtype, dtype_bytes, resolve_device, run_releasing
+from vidmorph.engines.diffusion import Plan, denoising_steps, plan_windows, round_up
 from vidmorph.engines.ltx_run import MAX_SEQUENCE_LENGTH, LtxRun, LtxSampling
 from vidmorph.engines.pipelines import (
     PromptCache,
@@ -110,7 +102,7 @@ class LtxEngine:
     ) -> None:
         """`device` is where `load` is expected to put the weights, for estimates before it;
         `memory_budget_bytes` None means what the device has when a job arrives; `dtype` is
-        the weights' (`diffusion.compute_dtype`)."""
+        the weights' (`devices.compute_dtype`)."""
         self.info = EngineInfo(
             name="ltx", devices=("cuda", "cpu"), max_seconds=max_seconds, deterministic=True
         )

@@ -18,18 +18,14 @@ import numpy as np
 
 from vidmorph.engines.base import RunHooks
 from vidmorph.engines.costs import SpeedRecord, TokenGeometry, WindowMeter
-from vidmorph.engines.diffusion import (
-    Frames,
-    Plan,
-    Sampling,
-    Window,
+from vidmorph.engines.devices import (
     check_finite,
-    run_windows,
     seeded_generator,
     seeded_global_rng,
     synchronize,
     window_seed,
 )
+from vidmorph.engines.diffusion import Frames, Plan, Sampling, Window, run_windows
 from vidmorph.media.clip import Clip
 
 if TYPE_CHECKING:

@@ -50,14 +50,8 @@ from vidmorph.engines.costs import (
     module_bytes,
     parameter_count,
 )
-from vidmorph.engines.diffusion import (
-    compute_dtype,
-    denoising_steps,
-    dtype_bytes,
-    plan_windows,
-    resolve_device,
-    run_releasing,
-)
+from vidmorph.engines.devices import compute_dtype, dtype_bytes, resolve_device, run_releasing
+from vidmorph.engines.diffusion import denoising_steps, plan_windows
 from vidmorph.engines.frames import frames_covering, working_size
 from vidmorph.engines.pipelines import (
     PromptCache,
@@ -156,7 +150,7 @@ class WanEngine:
         memory_budget_bytes: int | None = None,
         dtype: str = "auto",
     ) -> None:
-        """`dtype` is the transformer's and text encoder's (`diffusion.compute_dtype`); the
+        """`dtype` is the transformer's and text encoder's (`devices.compute_dtype`); the
         VAE is always float32."""
         self.info = EngineInfo(
             name="wan", devices=("cuda", "cpu"), max_seconds=max_seconds, deterministic=True

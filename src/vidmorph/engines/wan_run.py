@@ -18,17 +18,8 @@ from PIL import Image
 
 from vidmorph.engines.base import RunHooks
 from vidmorph.engines.costs import SpeedRecord, TokenGeometry, WindowMeter
-from vidmorph.engines.diffusion import (
-    Frames,
-    Plan,
-    Sampling,
-    Window,
-    check_finite,
-    run_windows,
-    seeded_generator,
-    seeded_global_rng,
-    window_seed,
-)
+from vidmorph.engines.devices import check_finite, seeded_generator, seeded_global_rng, window_seed
+from vidmorph.engines.diffusion import Frames, Plan, Sampling, Window, run_windows
 from vidmorph.engines.frames import nearest_frames, resize_frames
 from vidmorph.media.clip import Clip
 
