@@ -154,7 +154,7 @@ class StepProgress:
     `window_s[i]` is window i's predicted (denoise, codec) seconds: each step reports its share
     of the denoise time, and `window_done` the codec (VAE) time. Pass `on_step_end` as the
     pipeline's `callback_on_step_end`: a cancel raises out of it and stops the call at that step.
-    `sync` waits for the device before a step's end is timed (`synchronize`).
+    `sync` waits for the device before a step's end is timed (`devices.synchronize`).
     """
 
     def __init__(
