@@ -95,15 +95,17 @@ def window_seed(seed: int, index: int) -> int:
 
 
 @contextmanager
-def seeded_global_rng(device: torch.device, seed: int) -> Iterator[None]:
-    """torch's global generators seeded with `seed` inside the block and restored after it.
+def window_generator(device: torch.device, job_seed: int, index: int) -> Iterator[torch.Generator]:
+    """The generator for window `index` of a job seeded `job_seed` (`window_seed`), with
+    torch's global generators seeded the same inside the block and restored after it.
 
-    Some model code draws from them instead of the generator passed in (LTX 0.9.1-style VAE
-    decoders inject noise so): seeded, such runs still repeat; restored, the caller's own
-    randomness is untouched.
+    Some model code draws from the global ones instead of the generator passed in (LTX
+    0.9.1-style VAE decoders inject noise so): seeded, such runs still repeat; restored, the
+    caller's own randomness is untouched.
     """
     import torch
 
+    seed = window_seed(job_seed, index)
     cuda = device.type == "cuda"
     with torch.random.fork_rng(devices=[device.index or 0] if cuda else []):
         # Only the generators fork_rng restores: the CPU's and this device's.
@@ -111,7 +113,7 @@ def seeded_global_rng(device: torch.device, seed: int) -> Iterator[None]:
         if cuda:
             with torch.cuda.device(device):
                 torch.cuda.manual_seed(seed)
-        yield
+        yield seeded_generator(device, seed)
 
 
 def seeded_generator(device: torch.device, seed: int) -> torch.Generator:

@@ -21,7 +21,6 @@ in `load`; the T5 encoder stays on the CPU and visits the GPU only to encode a n
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +36,11 @@ from vidmorph.engines.costs import (
     module_bytes,
     parameter_count,
 )
-from vidmorph.engines.devices import compute_dtype, dtype_bytes, resolve_device, run_releasing
+from vidmorph.engines.devices import compute_dtype, dtype_bytes, resolve_device
 from vidmorph.engines.diffusion import Plan, denoising_steps, plan_windows, round_up
 from vidmorph.engines.ltx_run import MAX_SEQUENCE_LENGTH, LtxRun, LtxSampling
 from vidmorph.engines.pipelines import (
+    PipelineTurns,
     PromptCache,
     check_duration,
     check_strength,
@@ -124,8 +124,7 @@ class LtxEngine:
         self._pipe: LTXConditionPipeline | None = None
         self._device: torch.device | None = None
         self._prompts = PromptCache()
-        #: one run at a time: a pipeline (its scheduler's step state) serves one call
-        self._running = threading.Lock()
+        self._turns = PipelineTurns()
 
     def load(self, device: str) -> None:
         """Load the weights (hub id or local diffusers directory) once; later calls keep them."""
@@ -208,9 +207,7 @@ class LtxEngine:
             )
             return Clip(frames=run.frames(clip), fps=clip.fps)
 
-        with self._running:  # a second worker thread waits here for the GPU
-            hooks.check_cancelled()  # the task may have been cancelled while it waited
-            return run_releasing(work, device)
+        return self._turns.run(work, device, hooks)
 
     @property
     def pipeline(self) -> LTXConditionPipeline:

@@ -20,10 +20,8 @@ from vidmorph.engines.base import RunHooks
 from vidmorph.engines.costs import SpeedRecord, TokenGeometry, WindowMeter
 from vidmorph.engines.devices import (
     check_finite,
-    seeded_generator,
-    seeded_global_rng,
     synchronize,
-    window_seed,
+    window_generator,
 )
 from vidmorph.engines.diffusion import Frames, Plan, Sampling, Window, run_windows
 from vidmorph.media.clip import Clip
@@ -90,8 +88,7 @@ class LtxRun:
             conditions = [condition]
         synchronize(self.device)  # the VAE encode above counts as codec time, not denoising
         called = time.perf_counter()
-        seed = window_seed(sampling.seed, window.index)
-        with seeded_global_rng(self.device, seed):
+        with window_generator(self.device, sampling.seed, window.index) as generator:
             result = self.pipe(
                 conditions=conditions,
                 latents=latents,
@@ -106,7 +103,7 @@ class LtxRun:
                 image_cond_noise_scale=0.0,
                 decode_timestep=DECODE_TIMESTEP,
                 decode_noise_scale=DECODE_NOISE_SCALE,
-                generator=seeded_generator(self.device, seed),
+                generator=generator,
                 output_type="pt",
                 callback_on_step_end=self.meter.progress.on_step_end,
                 max_sequence_length=MAX_SEQUENCE_LENGTH,

@@ -2,21 +2,26 @@
 
 `place_pipeline` readies loaded weights on the device (the text encoder stays on the CPU);
 `PromptCache` encodes a prompt with the text encoder visiting the device for the call only and
-keeps the last prompt's embeddings. `check_strength`, `passthrough` and `check_duration` are the
-checks and the no-model path at the start of `generate`. Torch is imported lazily.
+keeps the last prompt's embeddings; `PipelineTurns` lets one run at a time use the pipeline.
+`check_strength`, `passthrough` and `check_duration` are the checks and the no-model path at the
+start of `generate`. Torch is imported lazily.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vidmorph.engines.base import RunHooks
+from vidmorph.engines.devices import run_releasing
 from vidmorph.errors import RequestTooLarge
 from vidmorph.media.clip import Clip
 
 if TYPE_CHECKING:
     import torch
+
+T = TypeVar("T")
 
 
 def place_pipeline(pipe: Any, device: torch.device) -> None:
@@ -56,6 +61,21 @@ class PromptCache:
             encoder.to("cpu")
         self._last = (text, kwargs)
         return kwargs
+
+
+class PipelineTurns:
+    """One run at a time through a loaded pipeline: its scheduler keeps per-call step state,
+    so a second worker thread waits its turn for the GPU."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def run(self, work: Callable[[], T], device: torch.device, hooks: RunHooks) -> T:
+        """`work` in turn (`devices.run_releasing`), unless the task was cancelled while it
+        waited."""
+        with self._lock:
+            hooks.check_cancelled()
+            return run_releasing(work, device)
 
 
 def check_strength(strength: float) -> None:

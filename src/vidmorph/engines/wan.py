@@ -33,7 +33,6 @@ run loop is in `wan_run.py`, the frame resampling and resizing in `frames.py`.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +49,11 @@ from vidmorph.engines.costs import (
     module_bytes,
     parameter_count,
 )
-from vidmorph.engines.devices import compute_dtype, dtype_bytes, resolve_device, run_releasing
+from vidmorph.engines.devices import compute_dtype, dtype_bytes, resolve_device
 from vidmorph.engines.diffusion import denoising_steps, plan_windows
 from vidmorph.engines.frames import frames_covering, working_size
 from vidmorph.engines.pipelines import (
+    PipelineTurns,
     PromptCache,
     check_duration,
     check_strength,
@@ -174,8 +174,7 @@ class WanEngine:
         self._pipe: WanPipeline | None = None
         self._device: torch.device | None = None
         self._prompts = PromptCache()
-        #: one run at a time: a pipeline (its scheduler's step state) serves one call
-        self._running = threading.Lock()
+        self._turns = PipelineTurns()
 
     def load(self, device: str) -> None:
         """Load the weights once (from the hub cache or a local diffusers directory)."""
@@ -254,9 +253,7 @@ class WanEngine:
             )
             return Clip(frames=run.frames(clip), fps=clip.fps)
 
-        with self._running:  # a second worker thread waits here for the GPU
-            hooks.check_cancelled()  # the task may have been cancelled while it waited
-            return run_releasing(work, device)
+        return self._turns.run(work, device, hooks)
 
     def prompt_embeds(self, text: str) -> dict[str, torch.Tensor]:
         """The prompt's umT5 embeddings as pipeline keyword arguments; the last one is cached."""

@@ -18,7 +18,7 @@ from PIL import Image
 
 from vidmorph.engines.base import RunHooks
 from vidmorph.engines.costs import SpeedRecord, TokenGeometry, WindowMeter
-from vidmorph.engines.devices import check_finite, seeded_generator, seeded_global_rng, window_seed
+from vidmorph.engines.devices import check_finite, window_generator
 from vidmorph.engines.diffusion import Frames, Plan, Sampling, Window, run_windows
 from vidmorph.engines.frames import nearest_frames, resize_frames
 from vidmorph.media.clip import Clip
@@ -85,8 +85,7 @@ class WanRun:
             video = video.copy()
             video[: window.overlap] = out[window.start : window.start + window.overlap]
         self.meter.start()
-        seed = window_seed(sampling.seed, window.index)
-        with seeded_global_rng(self.device, seed):
+        with window_generator(self.device, sampling.seed, window.index) as generator:
             result = self.pipe(
                 video=[Image.fromarray(frame) for frame in video],
                 height=self.plan.height,
@@ -94,7 +93,7 @@ class WanRun:
                 strength=sampling.strength,
                 num_inference_steps=sampling.num_inference_steps,
                 guidance_scale=sampling.guidance_scale,
-                generator=seeded_generator(self.device, seed),
+                generator=generator,
                 output_type="np",
                 callback_on_step_end=self._on_step_end,
                 max_sequence_length=MAX_SEQUENCE_LENGTH,
