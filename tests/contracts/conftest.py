@@ -19,16 +19,12 @@ from vidmorph.store.users import UserStore
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.db'}"
-        database = Database(url)
-        database.migrate()
-        yield database
-        database.close()
     else:
         url = request.getfixturevalue("postgres_url")
-        database = Database(url)
-        database.migrate()
-        yield database
-        database.close()
+    database = Database(url)
+    database.migrate()
+    yield database
+    database.close()
 
 
 @pytest.fixture
