@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -14,6 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vidmorph.config import Settings
+
+if TYPE_CHECKING:
+    from vidmorph.service.context import AppContext
 
 app = typer.Typer(help="Vidmorph: self-hosted video-to-video generation.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -25,31 +29,113 @@ TOKEN_FILE = "api-token"
 
 
 def _save_token(settings: Settings, token: str) -> None:
+    """Written whole or not at all, readable only by its owner from the first byte."""
     path = settings.data_dir / TOKEN_FILE
-    path.write_text(token + "\n")
-    path.chmod(0o600)
+    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    os.replace(tmp, path)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 @app.command()
-def serve() -> None:
-    """Run the HTTP API with in-process workers on the embedded default (SQLite, local files)."""
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (VIDMORPH_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (VIDMORPH_PORT).")] = None,
+    processes: Annotated[
+        int, typer.Option(min=1, max=64, help="HTTP processes sharing the port.")
+    ] = 1,
+) -> None:
+    """Run the HTTP API. Alone it is the embedded default (SQLite, local files, in-process
+    workers); with VIDMORPH_BROKER_URL it sends tasks to `vidmorph worker`s instead."""
     import uvicorn
 
-    from vidmorph.api.app import create_app
-    from vidmorph.container import build_services
+    from vidmorph.container import build_context
+
+    _logging()
+    # Children of --processes read their settings from the environment, as this one does.
+    if host is not None:
+        os.environ["VIDMORPH_HOST"] = host
+    if port is not None:
+        os.environ["VIDMORPH_PORT"] = str(port)
+    settings = Settings()
+    if processes == 1:
+        from vidmorph.api.app import create_app
+        from vidmorph.container import build_services
+
+        services = build_services(settings)
+        _announce(settings, services.ctx)
+        uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level="info")
+        return
+    ctx = build_context(settings)  # migrates once, before the processes start
+    _announce(settings, ctx)
+    ctx.db.close()
+    uvicorn.run(
+        "vidmorph.api.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=processes,
+        log_level="info",
+    )
+
+
+def _announce(settings: Settings, ctx: AppContext) -> None:
     from vidmorph.service.accounts import ensure_default_setup
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = Settings()
-    services = build_services(settings)
-    user, token = ensure_default_setup(services.ctx)
+    user, token = ensure_default_setup(ctx)
     if token:
         _save_token(settings, token)
     else:
         saved = settings.data_dir / TOKEN_FILE
         token = saved.read_text().strip() if saved.exists() else "<your token>"
     _banner(settings, token, user.webhook_secret)
-    uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def worker(
+    engine: Annotated[
+        str | None, typer.Option(help="Engine to load and serve (default VIDMORPH_ENGINE).")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Tasks run at once (threads sharing the engine).")
+    ] = 1,
+) -> None:
+    """Run a Celery worker: load ENGINE once and take its tasks from VIDMORPH_BROKER_URL."""
+    from vidmorph.container import build_context
+    from vidmorph.workers.celery_app import run_worker
+
+    _logging()
+    settings = Settings()
+    if not settings.broker_url:
+        console.print(
+            "[red]vidmorph worker needs VIDMORPH_BROKER_URL (redis://... or amqp://...).[/]"
+        )
+        raise typer.Exit(2)
+    ctx = build_context(settings)
+    run_worker(ctx, engine or settings.engine, concurrency)
+
+
+@app.command("workers")
+def list_workers() -> None:
+    """List the workers reporting in: engine, device, memory, what they run."""
+    from vidmorph.container import build_context
+    from vidmorph.service import fleet
+
+    ctx = build_context(Settings())
+    for w in fleet.live_workers(ctx, max_age_s=0):
+        free = f"{w.memory_free_bytes / 2**30:.1f} GiB free" if w.memory_free_bytes else "-"
+        running = ", ".join(w.running) or "idle"
+        console.print(
+            f"{w.id}  {w.kind}  engine={w.engine}  device={w.device}  x{w.concurrency}  "
+            f"{free}  {running}",
+            soft_wrap=True,
+        )
+    ctx.db.close()
 
 
 def _banner(settings: Settings, token: str, webhook_secret: str) -> None:

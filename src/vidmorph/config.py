@@ -65,6 +65,33 @@ class Settings(BaseSettings):
     callback_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between tries.")
     callback_expire_s: float = Field(24 * 3600.0, gt=0, description="Give up after this long.")
 
+    broker_url: str = Field(
+        "", description="Celery broker (redis://..., amqp://...); empty runs tasks in-process."
+    )
+    task_engines: dict[str, str] = Field(
+        default_factory=dict,
+        description='Engine per task type, e.g. {"gen3a_turbo": "wan"}; others use `engine`.',
+    )
+    redispatch_s: float = Field(
+        60.0, gt=0, description="A PENDING task is sent to the broker again after this long."
+    )
+    broker_visibility_timeout_s: int = Field(
+        7 * 24 * 3600,
+        ge=60,
+        description="Redis re-delivers an unacked task after this; longer than any task runs.",
+    )
+    worker_heartbeat_s: float = Field(5.0, gt=0, description="How often workers report in.")
+    storage_url: str = Field(
+        "", description="s3://bucket/prefix keeps media in S3; empty means files in data_dir."
+    )
+    s3_endpoint_url: str = Field("", description="S3-compatible endpoint (MinIO, R2, moto).")
+    storage_retry_s: float = Field(
+        30.0, ge=0, description="How long a task retries an unreachable object store."
+    )
+    url_signing_key: str = Field(
+        "", description="Key for file URLs, the same on every API process; empty: kept in the DB."
+    )
+
     moderation_classifier: bool = Field(True, description="Use the offline text classifier.")
     moderation_suspend_after: int = Field(5, ge=1, description="Moderated tasks that suspend.")
     moderation_window_s: float = Field(24 * 3600.0, gt=0, description="Window for that count.")
@@ -76,6 +103,18 @@ class Settings(BaseSettings):
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
         self.public_url = self.public_url.rstrip("/")
+        if self.url_signing_key and len(self.url_signing_key) < 32:
+            raise ValueError("VIDMORPH_URL_SIGNING_KEY must be at least 32 characters")
+        if self.storage_url and not self.storage_url.startswith("s3://"):
+            raise ValueError("VIDMORPH_STORAGE_URL must look like s3://bucket/prefix")
         if self.api_token and not self.api_token.startswith("user:1-"):
             raise ValueError("VIDMORPH_API_TOKEN must look like user:1-<random>")
         return self
+
+    def engine_for(self, task_type: str) -> str:
+        """The engine that runs tasks of `task_type` (the fleet routes each to its queue)."""
+        return self.task_engines.get(task_type, self.engine)
+
+    @property
+    def uses_broker(self) -> bool:
+        return bool(self.broker_url)

@@ -94,6 +94,16 @@ class RequestTooLarge(VidmorphError):
     status = 400
 
 
+class ServiceUnavailable(VidmorphError):
+    """A service Vidmorph depends on is unreachable; try again shortly."""
+
+    status = 503
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """Media storage is unreachable; try again shortly."""
+
+
 class TaskCancelled(Exception):
     """Raised inside a running engine by `RunHooks.check_cancelled()`; never reaches HTTP."""
 

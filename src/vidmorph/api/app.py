@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from vidmorph import __version__
 from vidmorph.api import errors
 from vidmorph.api.guards import RefuseNul
-from vidmorph.api.routes import accounts, assets, features, gen3, tasks
-from vidmorph.container import Services
+from vidmorph.api.routes import accounts, assets, features, gen3, ops, tasks
+from vidmorph.config import Settings
+from vidmorph.container import Services, build_services
 from vidmorph.service.accounts import Authenticator
+from vidmorph.service.telemetry import registry_for
 
 PREFIX = "/v1/runwayml"
 
@@ -34,13 +36,21 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
     app = FastAPI(title="Vidmorph", version=__version__, lifespan=lifespan)
     app.state.ctx = services.ctx
     app.state.auth = Authenticator(services.ctx)
+    app.state.metrics = registry_for(services.ctx)
     errors.install(app)
     app.add_middleware(RefuseNul)
     for module in (accounts, assets, features, gen3, tasks):
         app.include_router(module.router, prefix=PREFIX)
+    app.include_router(ops.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `vidmorph serve --processes N` process: settings from the environment,
+    services of its own (the parent migrated the schema and made the default set-up)."""
+    return create_app(build_services(Settings()))

@@ -20,7 +20,7 @@ _STATUS_TEXT = {404: "Not found.", 405: "Method not allowed.", 401: "Unauthorize
 
 
 def envelope(status: int, message: str, **extra: object) -> JSONResponse:
-    headers = {"Retry-After": "10"} if status == 429 else None
+    headers = {"Retry-After": "10"} if status in (429, 503) else None
     return JSONResponse({"error": message, **extra, "code": status}, status, headers=headers)
 
 

@@ -46,8 +46,19 @@ class RunHooks(Protocol):
 class Estimating(Protocol):
     """An engine that can tell, before running, whether a job fits this worker."""
 
-    def check_fits(self, num_frames: int, height: int, width: int, strength: float) -> Any:
-        """The estimate; raises `vidmorph.errors.RequestTooLarge` when the job cannot fit."""
+    def check_fits(
+        self,
+        num_frames: int,
+        height: int,
+        width: int,
+        strength: float,
+        *,
+        budget_bytes: int | None = None,
+    ) -> Any:
+        """The estimate; raises `vidmorph.errors.RequestTooLarge` when the job cannot fit.
+
+        `budget_bytes` is the device memory the engine's workers published, for an API process
+        that does not load the engine itself; a configured budget wins over it."""
 
 
 class Engine(Protocol):

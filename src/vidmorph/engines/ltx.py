@@ -177,11 +177,21 @@ class LtxEngine:
             transient_bytes=self._transient_bytes,
         )
 
-    def check_fits(self, num_frames: int, height: int, width: int, strength: float) -> Estimate:
+    def check_fits(
+        self,
+        num_frames: int,
+        height: int,
+        width: int,
+        strength: float,
+        *,
+        budget_bytes: int | None = None,
+    ) -> Estimate:
         """The estimate, or RequestTooLarge when it needs more memory than the budget (the
-        configured one, else the loaded device's); callable at admission."""
+        configured one, else `budget_bytes` a remote worker published, else the loaded
+        device's); callable at admission."""
         estimate = self.estimate(num_frames, height, width, strength)
-        return check_budget(estimate, self.memory_budget_bytes, self._device)
+        budget = self.memory_budget_bytes if self.memory_budget_bytes is not None else budget_bytes
+        return check_budget(estimate, budget, self._device)
 
     def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
         check_strength(job.strength)

@@ -222,11 +222,20 @@ class WanEngine:
         )
 
     def check_fits(
-        self, num_frames: int, height: int, width: int, strength: float, fps: float = 24.0
+        self,
+        num_frames: int,
+        height: int,
+        width: int,
+        strength: float,
+        fps: float = 24.0,
+        *,
+        budget_bytes: int | None = None,
     ) -> Estimate:
-        """The estimate, or RequestTooLarge when it exceeds the memory budget (for admission)."""
+        """The estimate, or RequestTooLarge when it exceeds the memory budget (for admission):
+        the configured one, else `budget_bytes` a remote worker published, else the device's."""
         estimate = self.estimate(num_frames, height, width, strength, fps)
-        return check_budget(estimate, self.memory_budget_bytes, self._device)
+        budget = self.memory_budget_bytes if self.memory_budget_bytes is not None else budget_bytes
+        return check_budget(estimate, budget, self._device)
 
     def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
         check_strength(job.strength)

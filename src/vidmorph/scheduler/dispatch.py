@@ -6,9 +6,18 @@ from typing import Protocol
 
 
 class Dispatcher(Protocol):
-    """Messages carry ids only, so a duplicate or replayed submit is a harmless no-op."""
+    """Messages carry ids only, so a duplicate or replayed submit is a harmless no-op.
 
-    def submit(self, task_id: str, priority: int = 0) -> None: ...
+    `engine` names the engine that runs the task, which picks its queue in a fleet.
+    `resubmit` is the sweeper's: it may skip tasks that were sent recently.
+    """
+
+    #: whether this process runs tasks itself (and so loads an engine)
+    runs_tasks: bool
+
+    def submit(self, task_id: str, priority: int, engine: str) -> None: ...
+
+    def resubmit(self, task_id: str, priority: int, engine: str, waiting_s: float) -> bool: ...
 
     def start(self) -> None: ...
 

@@ -103,9 +103,7 @@ def _store_preview(ctx: AppContext, source: Path, info: MediaInfo, key: str) -> 
     width = max(2, min(PREVIEW_WIDTH, info.width) // 2 * 2)
     height = max(2, round(info.height * width / info.width) // 2 * 2)
     clip = read_clip(source, width=width, height=height, fps=24.0, max_seconds=1 / 24)
-    with tempfile.NamedTemporaryFile(
-        suffix=".jpg", dir=ctx.settings.data_dir / "tmp", delete=False
-    ) as tmp:
+    with tempfile.NamedTemporaryFile(suffix=".jpg", dir=ctx.tmp_dir, delete=False) as tmp:
         path = Path(tmp.name)
     write_jpeg(clip.frames[0], path)
     ctx.storage.put(key, path)

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vidmorph.callbacks.sender import CallbackSender
 from vidmorph.config import Settings
+from vidmorph.domain.models import Task
 from vidmorph.engines import registry
 from vidmorph.engines.base import Engine
 from vidmorph.moderation.moderator import Moderator
 from vidmorph.scheduler.dispatch import Dispatcher
-from vidmorph.storage.local import LocalStorage
+from vidmorph.storage.base import BlobStorage
 from vidmorph.store.accounts import AccountStore
 from vidmorph.store.assets import AssetStore
 from vidmorph.store.db import Database
 from vidmorph.store.deliveries import DeliveryStore
+from vidmorph.store.leases import LeaseStore
+from vidmorph.store.metrics import MetricStore
 from vidmorph.store.tasks import TaskStore
 from vidmorph.store.users import UserStore
+from vidmorph.store.workers import WorkerRegistry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,34 +37,52 @@ class AppContext:
     assets: AssetStore
     tasks: TaskStore
     deliveries: DeliveryStore
-    storage: LocalStorage
+    storage: BlobStorage
     moderator: Moderator
     sender: CallbackSender
+    #: this process's own scratch folder (uploads, renders, fetched inputs)
+    tmp_dir: Path
+    leases: LeaseStore
+    workers: WorkerRegistry
+    metrics: MetricStore
     #: set by the container once the dispatcher that calls back into run_task exists
     dispatcher: Dispatcher | None = None
-    _engine: Engine | None = field(default=None, repr=False)
-    _estimator: Engine | None = field(default=None, repr=False)
+    _engines: dict[str, Engine] = field(default_factory=dict, repr=False)
+    _estimators: dict[str, Engine] = field(default_factory=dict, repr=False)
     _engine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def engine(self) -> Engine:
-        """The configured engine, created and loaded once per process, on first use."""
+    def engine_name(self, task_type: str) -> str:
+        return self.settings.engine_for(task_type)
+
+    def engine(self, name: str | None = None) -> Engine:
+        """Engine `name` (default VIDMORPH_ENGINE), created and loaded once per process."""
+        name = name or self.settings.engine
         with self._engine_lock:
-            if self._engine is None:
-                engine = registry.create(self.settings.engine, self.settings)
+            if name not in self._engines:
+                engine = registry.create(name, self.settings)
                 engine.load(self.settings.engine_device)
-                self._engine = engine
-            return self._engine
+                self._engines[name] = engine
+            return self._engines[name]
 
-    def estimator(self) -> Engine:
-        """The configured engine for pre-flight estimates: loaded if this process runs tasks,
-        otherwise created without weights (an API-only node never loads a model)."""
+    def estimator(self, name: str | None = None) -> Engine:
+        """Engine `name` for pre-flight estimates: the loaded one if this process runs tasks,
+        otherwise one created without weights (an API-only node never loads a model)."""
+        name = name or self.settings.engine
         with self._engine_lock:
-            if self._engine is not None:
-                return self._engine
-            if self._estimator is None:
-                self._estimator = registry.create(self.settings.engine, self.settings)
-            return self._estimator
+            if name in self._engines:
+                return self._engines[name]
+            if name not in self._estimators:
+                self._estimators[name] = registry.create(name, self.settings)
+            return self._estimators[name]
 
-    def dispatch(self, task_uuid: str, priority: int = 0) -> None:
-        if self.dispatcher is not None:
-            self.dispatcher.submit(task_uuid, priority)
+    def dispatch(self, task: Task) -> None:
+        """Hand an admitted task to whatever runs tasks. A broker that cannot be reached is
+        no loss: the task is committed, and the sweeper sends it again."""
+        if self.dispatcher is None:
+            return
+        try:
+            self.dispatcher.submit(
+                task.uuid, task.params.priority, self.engine_name(task.task_type)
+            )
+        except Exception as exc:
+            log.warning("task %s admitted but not sent (%s); the sweeper sends it", task.uuid, exc)

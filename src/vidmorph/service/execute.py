@@ -6,19 +6,23 @@ delivery of the same id does nothing; a heartbeat keeps the lease while the engi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from vidmorph import errors
 from vidmorph.domain import ids
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import OUTPUT_FPS, Asset, MediaMeta, Task, task_error
 from vidmorph.domain.states import TaskStatus
-from vidmorph.engines.base import GenerationInput
+from vidmorph.engines.base import Engine, GenerationInput
 from vidmorph.media.clip import Clip
 from vidmorph.media.decode import read_clip
 from vidmorph.media.encode import write_jpeg, write_mp4
@@ -28,6 +32,7 @@ from vidmorph.service.context import AppContext
 from vidmorph.service.views import task_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INTERNAL_REASON = "INTERNAL.BAD_OUTPUT.CODE01"
 #: share of progressRatio each phase covers: decode, engine, encode
@@ -37,9 +42,10 @@ _PHASES = {"decode": (0.0, 0.1), "engine": (0.1, 0.9), "encode": (0.9, 0.99)}
 class TaskHooks:
     """RunHooks for one task: progress to the row (and throttled callbacks), cancel checks."""
 
-    def __init__(self, ctx: AppContext, task: Task, owner: str) -> None:
-        self.ctx, self.task, self.owner = ctx, task, owner
+    def __init__(self, ctx: AppContext, task: Task, owner: str, engine_name: str) -> None:
+        self.ctx, self.task, self.owner, self.engine_name = ctx, task, owner, engine_name
         self.phase = "decode"
+        self._phase_started = time.monotonic()
         self._last_write = 0.0
         self._last_ratio = -1.0
 
@@ -58,6 +64,19 @@ class TaskHooks:
     def check_cancelled(self) -> None:
         if not self.ctx.tasks.is_running_for(self.task.uuid, self.owner):
             raise errors.TaskCancelled()
+
+    def enter(self, phase: str) -> None:
+        """Close the current stage (its duration goes to the stage histogram), start `phase`."""
+        now = time.monotonic()
+        try:
+            self.ctx.metrics.observe(
+                "vidmorph_stage_duration_seconds",
+                {"engine": self.engine_name, "stage": self.phase},
+                now - self._phase_started,
+            )
+        except Exception:
+            log.exception("could not record the %s stage's duration", self.phase)
+        self.phase, self._phase_started = phase, now
 
 
 class Heartbeat:
@@ -87,16 +106,20 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
-def run_task(ctx: AppContext, task_uuid: str, owner: str) -> None:
+def run_task(ctx: AppContext, task_uuid: str, owner: str, engine: Engine | None = None) -> None:
+    """Run one task to its end. `engine` is the worker's loaded engine (a Celery worker has
+    exactly one); None picks the one the settings route the task's type to."""
     task = ctx.tasks.claim(task_uuid, owner, ctx.settings.lease_s)
     if task is None:
         return
     log.info("task %s running on %s (attempt %d)", task.uuid, owner, task.attempts)
+    engine_name = ctx.engine_name(task.task_type)
+    _observe(ctx, "vidmorph_queue_wait_seconds", engine_name, task.created_at, task.started_at)
     notify.task_changed(ctx, task)
-    hooks = TaskHooks(ctx, task, owner)
+    hooks = TaskHooks(ctx, task, owner, engine_name)
     with Heartbeat(ctx, task.uuid, owner):
         try:
-            output = _render(ctx, task, hooks)
+            output = _render(ctx, task, hooks, engine or ctx.engine(engine_name))
             if not ctx.tasks.succeed(task.uuid, owner, [output]):
                 delete_files(ctx, output)
         except errors.TaskCancelled:
@@ -108,8 +131,35 @@ def run_task(ctx: AppContext, task_uuid: str, owner: str) -> None:
             log.exception("task %s failed", task.uuid)
             _fail(ctx, task, owner, "Internal error while generating.", INTERNAL_REASON)
     final = ctx.tasks.get(task.uuid)
-    if final is not None and final.status is not TaskStatus.CANCELLED:
-        notify.task_changed(ctx, final)
+    if final is not None:
+        _observe(
+            ctx,
+            "vidmorph_task_duration_seconds",
+            engine_name,
+            task.started_at,
+            final.finished_at,
+            status=final.status.value,
+        )
+        if final.status is not TaskStatus.CANCELLED:
+            notify.task_changed(ctx, final)
+
+
+def _observe(
+    ctx: AppContext,
+    name: str,
+    engine: str,
+    start: datetime | None,
+    end: datetime | None,
+    **labels: str,
+) -> None:
+    if start is None or end is None:
+        return
+    try:
+        seconds = max((end - start).total_seconds(), 0.0)
+        ctx.metrics.observe(name, {"engine": engine, **labels}, seconds)
+    except Exception:
+        # Metrics never fail a task.
+        log.exception("could not record %s", name)
 
 
 def _fail(ctx: AppContext, task: Task, owner: str, message: str, reason: str) -> None:
@@ -117,50 +167,98 @@ def _fail(ctx: AppContext, task: Task, owner: str, message: str, reason: str) ->
     ctx.tasks.transition(task.uuid, TaskStatus.FAILED, owner=owner, error=error)
 
 
-def _render(ctx: AppContext, task: Task, hooks: TaskHooks) -> Asset:
+def _render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine) -> Asset:
     p = task.params
     source = ctx.assets.get(task.user_id, p.asset_uuid)
     if source is None:
         raise errors.TaskFailed("The input asset was deleted.", reason="INPUT_PREPROCESSING.ASSET")
-    path = ctx.storage.local_path(source.blob_key)
-    hooks.check_cancelled()
-    clip = read_clip(
-        path,
-        width=p.width,
-        height=p.height,
-        fps=OUTPUT_FPS,
-        max_seconds=float(p.seconds),
-        on_progress=hooks.progress,
-    )
-    hooks.phase = "engine"
-    hooks.check_cancelled()
-    job = GenerationInput(
-        text_prompt=p.text_prompt,
-        strength=p.structure_transformation / 10,
-        seed=p.seed,
-        width=p.width,
-        height=p.height,
-        fps=OUTPUT_FPS,
-    )
-    generated = ctx.engine().generate(clip, job, hooks)
-    hooks.check_cancelled()
-    hooks.phase = "encode"
-    return _store_output(ctx, task, generated, path, source, hooks)
+    with (
+        tempfile.TemporaryDirectory(dir=ctx.tmp_dir, prefix="task-") as work,
+        contextlib.ExitStack() as stack,
+    ):
+        work_dir = Path(work)
+        try:
+            path = _with_storage(
+                ctx,
+                hooks,
+                lambda: stack.enter_context(ctx.storage.local_copy(source.blob_key, work_dir)),
+            )
+        except FileNotFoundError:
+            raise errors.TaskFailed(
+                "The input asset's file is missing.", reason="INPUT_PREPROCESSING.ASSET"
+            ) from None
+        hooks.check_cancelled()
+        clip = read_clip(
+            path,
+            width=p.width,
+            height=p.height,
+            fps=OUTPUT_FPS,
+            max_seconds=float(p.seconds),
+            on_progress=hooks.progress,
+        )
+        hooks.enter("engine")
+        hooks.check_cancelled()
+        job = GenerationInput(
+            text_prompt=p.text_prompt,
+            strength=p.structure_transformation / 10,
+            seed=p.seed,
+            width=p.width,
+            height=p.height,
+            fps=OUTPUT_FPS,
+        )
+        generated = engine.generate(clip, job, hooks)
+        hooks.check_cancelled()
+        hooks.enter("encode")
+        asset = _store_output(ctx, task, generated, path, source, hooks, work_dir)
+        hooks.enter("done")
+        return asset
+
+
+#: first pause between tries of an unreachable object store; doubles up to _STORAGE_PAUSE_MAX_S
+_STORAGE_PAUSE_S = 0.5
+_STORAGE_PAUSE_MAX_S = 5.0
+
+
+def _with_storage(ctx: AppContext, hooks: TaskHooks, call: Callable[[], T]) -> T:
+    """`call()`, tried again while the object store is unreachable, for up to
+    `storage_retry_s`; then the task fails with a message that says so."""
+    deadline = time.monotonic() + ctx.settings.storage_retry_s
+    pause = _STORAGE_PAUSE_S
+    while True:
+        try:
+            return call()
+        except errors.StorageUnavailable as exc:
+            if time.monotonic() + pause > deadline:
+                raise errors.TaskFailed(
+                    f"Media storage stayed unreachable for {ctx.settings.storage_retry_s:.0f} s:"
+                    f" {exc.public_message}",
+                    reason="INTERNAL.STORAGE_UNAVAILABLE",
+                ) from exc
+            log.warning(
+                "task %s: storage unreachable; trying again in %.1fs", hooks.task.uuid, pause
+            )
+            time.sleep(pause)
+            hooks.check_cancelled()
+            pause = min(pause * 2, _STORAGE_PAUSE_MAX_S)
 
 
 def _store_output(
-    ctx: AppContext, task: Task, clip: Clip, source_path: Path, source: Asset, hooks: TaskHooks
+    ctx: AppContext,
+    task: Task,
+    clip: Clip,
+    source_path: Path,
+    source: Asset,
+    hooks: TaskHooks,
+    work_dir: Path,
 ) -> Asset:
     uid = ids.new_uuid()
     base = f"{task.user_id}/{uid}"
-    tmp_dir = ctx.settings.data_dir / "tmp"
-    with tempfile.TemporaryDirectory(dir=tmp_dir) as work:
-        video, preview = Path(work) / "video.mp4", Path(work) / "preview.jpg"
-        write_mp4(clip, video, audio_from=source_path, on_progress=hooks.progress)
-        write_jpeg(clip.frames[0], preview)
-        size_bytes = video.stat().st_size
-        ctx.storage.put(f"{base}/video.mp4", video)
-        ctx.storage.put(f"{base}/preview.jpg", preview)
+    video, preview = work_dir / "video.mp4", work_dir / "preview.jpg"
+    write_mp4(clip, video, audio_from=source_path, on_progress=hooks.progress)
+    write_jpeg(clip.frames[0], preview)
+    size_bytes = video.stat().st_size
+    _with_storage(ctx, hooks, lambda: ctx.storage.put(f"{base}/video.mp4", video))
+    _with_storage(ctx, hooks, lambda: ctx.storage.put(f"{base}/preview.jpg", preview))
     has_audio = bool(source.meta and source.meta.has_audio)
     meta = MediaMeta(
         duration_s=clip.duration_s,

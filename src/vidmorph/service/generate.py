@@ -26,7 +26,7 @@ from vidmorph.domain.models import (
 from vidmorph.domain.states import TaskStatus
 from vidmorph.engines.base import Estimating
 from vidmorph.service import assets as asset_service
-from vidmorph.service import notify
+from vidmorph.service import fleet, notify
 from vidmorph.service.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def create(
         idempotency=idempotency,
     )
     if created:
-        ctx.dispatch(task.uuid, task.params.priority)
+        ctx.dispatch(task)
     return task, asset
 
 
@@ -144,13 +144,20 @@ def _new_task(
 
 def _preflight(ctx: AppContext, task: Task, asset: Asset) -> None:
     """Refuse (RequestTooLarge, 400) a job the engine says cannot fit, before it is queued."""
-    engine = ctx.estimator()
+    name = ctx.engine_name(task.task_type)
+    engine = ctx.estimator(name)
     if not isinstance(engine, Estimating):
         return
     p = task.params
     duration_s = asset.meta.duration_s if asset.meta and asset.meta.duration_s else p.seconds
     num_frames = max(1, round(min(float(p.seconds), duration_s) * OUTPUT_FPS))
-    engine.check_fits(num_frames, p.height, p.width, p.structure_transformation / 10)
+    budget = None
+    if ctx.dispatcher is not None and not ctx.dispatcher.runs_tasks:
+        # The engine runs on other machines: the most memory any of its live workers has.
+        budget = fleet.memory_budget_bytes(ctx, name)
+    engine.check_fits(
+        num_frames, p.height, p.width, p.structure_transformation / 10, budget_bytes=budget
+    )
 
 
 def _fail_moderated(

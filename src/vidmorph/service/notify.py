@@ -10,6 +10,8 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import ClassVar
 
@@ -18,6 +20,7 @@ from vidmorph.domain.models import Delivery, Task
 from vidmorph.domain.states import TERMINAL
 from vidmorph.service.context import AppContext
 from vidmorph.service.views import task_view
+from vidmorph.store.deliveries import target_of
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +60,40 @@ def task_progressed(ctx: AppContext, task: Task) -> None:
     task_changed(ctx, task)
 
 
+#: sends at once per process, and to any one receiver (scheme://host:port)
+MAX_PARALLEL_SENDS = 16
+MAX_SENDS_PER_TARGET = 2
+
+
 class Deliverer:
-    """Sends due deliveries from a daemon thread; several processes may run one each."""
+    """Sends due deliveries from a pool of threads; several processes may run one each.
+
+    Each delivery is claimed (held in the database) only when a sending thread is free for it,
+    so a hold never runs out while the delivery waits behind others: two processes do not send
+    the same callback. Sends run concurrently, at most `per_target` at a time to one receiver,
+    and deliveries of one task go out one after another, in order: a tenant's slow receiver
+    holds its own slots, not everyone's.
+    """
 
     _instances: ClassVar[list[Deliverer]] = []
 
-    def __init__(self, ctx: AppContext, poll_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        poll_s: float = 0.5,
+        max_parallel: int = MAX_PARALLEL_SENDS,
+        per_target: int = MAX_SENDS_PER_TARGET,
+    ) -> None:
         self.ctx = ctx
         self.poll_s = poll_s
+        self.max_parallel, self.per_target = max_parallel, per_target
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vidmorph-deliver", daemon=True)
+        self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="vidmorph-callback")
+        self._lock = threading.Lock()
+        self._targets: Counter[str] = Counter()
+        self._tasks: set[str] = set()
 
     @classmethod
     def wake_all(cls) -> None:
@@ -83,13 +109,19 @@ class Deliverer:
         self._wake.set()
         if self._thread.ident is not None:
             self._thread.join(timeout=10)
+        self._pool.shutdown(wait=True, cancel_futures=True)
         if self in Deliverer._instances:
             Deliverer._instances.remove(self)
+
+    @property
+    def hold_s(self) -> float:
+        # Each phase of a send (connect, write, read) is bounded by callback_timeout_s.
+        return self.ctx.settings.callback_timeout_s * 4 + 5
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                sent = self.deliver_due()
+                sent = self.deliver_due(wait=False)
             except Exception:
                 log.exception("callback delivery loop failed; retrying")
                 sent = 0
@@ -97,23 +129,69 @@ class Deliverer:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
 
-    def deliver_due(self, limit: int = 20) -> int:
-        hold_s = self.ctx.settings.callback_timeout_s * 2
-        due = self.ctx.deliveries.claim_due(limit, hold_s)
-        for delivery in due:
-            self._deliver(delivery)
+    def deliver_due(self, wait: bool = True) -> int:
+        """Claim what free threads can send now and start sending; with `wait`, return only
+        once those sends are done (tests, one-shot tools)."""
+        with self._lock:
+            free = self.max_parallel - sum(self._targets.values())
+            busy_targets = [t for t, n in self._targets.items() if n >= self.per_target]
+            busy_tasks = sorted(self._tasks)
+        if free <= 0:
+            return 0
+        due = self.ctx.deliveries.claim_due(
+            free,
+            self.hold_s,
+            busy_targets=busy_targets,
+            busy_tasks=busy_tasks,
+            per_target=self.per_target,
+        )
+        futures = []
+        with self._lock:
+            for d in due:
+                self._targets[target_of(d.url)] += 1
+                self._tasks.add(d.task_uuid)
+        for d in due:
+            futures.append(self._pool.submit(self._send_and_release, d))
+        if wait:
+            for future in futures:
+                future.result()
         return len(due)
+
+    def _send_and_release(self, d: Delivery) -> None:
+        try:
+            self._deliver(d)
+        except Exception:
+            log.exception("callback %s for task %s failed unexpectedly", d.id, d.task_uuid)
+        finally:
+            with self._lock:
+                target = target_of(d.url)
+                self._targets[target] -= 1
+                if self._targets[target] <= 0:
+                    del self._targets[target]
+                self._tasks.discard(d.task_uuid)
+            # A slot is free: look for more now, not at the next poll.
+            self._wake.set()
+
+    def _count(self, outcome: str) -> None:
+        try:
+            self.ctx.metrics.add("vidmorph_callback_deliveries_total", {"outcome": outcome})
+            if outcome != "delivered":
+                self.ctx.metrics.add("vidmorph_callback_failures_total", {})
+        except Exception:
+            log.exception("could not count a callback delivery")
 
     def _deliver(self, d: Delivery) -> None:
         user = self.ctx.users.get(d.user_id)
         if user is None:
             self.ctx.deliveries.dropped(d.id, "user no longer exists")
+            self._count("dropped")
             return
         result = self.ctx.sender.send(
             d.url, d.body, secret=user.webhook_secret, msg_id=f"msg_{d.task_uuid}_{d.id}"
         )
         if result.ok:
             self.ctx.deliveries.delivered(d.id)
+            self._count("delivered")
             return
         error = result.error or f"HTTP {result.status_code}"
         now = utcnow()
@@ -129,6 +207,8 @@ class Deliverer:
                 delay_s,
             )
             self.ctx.deliveries.retry_at(d.id, retry_at, error)
+            self._count("retried")
         else:
             log.warning("callback %s for task %s dropped: %s", d.id, d.task_uuid, error)
             self.ctx.deliveries.dropped(d.id, error)
+            self._count("dropped")

@@ -1,4 +1,8 @@
-"""Recovery: re-run tasks whose worker died (lease lapsed), fail them after max_attempts."""
+"""Recovery: re-run tasks whose worker died (lease lapsed), fail them after max_attempts,
+send PENDING tasks to the dispatcher again, queue callbacks a crash lost.
+
+These run in the fleet's one sweeper (see `service/sweeper.py`), never in every process.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ def sweep_lapsed(ctx: AppContext) -> int:
             continue
         log.warning("task %s lost its worker; now %s", uuid, outcome.value)
         if outcome is TaskStatus.PENDING:
-            ctx.dispatch(uuid, task.params.priority)
+            ctx.dispatch(task)
         else:
             notify.task_changed(ctx, task)
     return handled
@@ -52,8 +56,21 @@ def sweep_lost_callbacks(ctx: AppContext, grace_s: float = CALLBACK_GRACE_S) -> 
 
 
 def resubmit_pending(ctx: AppContext) -> int:
-    """Hand every PENDING task to the dispatcher again (after a restart the queue is empty)."""
-    pending = [t for t in ctx.tasks.in_flight() if t.status is TaskStatus.PENDING]
-    for task in pending:
-        ctx.dispatch(task.uuid, task.params.priority)
-    return len(pending)
+    """Offer every PENDING task to the dispatcher again (a restart emptied an in-process queue,
+    a broker lost its messages, an API process died between commit and send); the dispatcher
+    skips those it sent recently. Returns how many were sent."""
+    if ctx.dispatcher is None:
+        return 0
+    dispatcher, now, sent = ctx.dispatcher, utcnow(), 0
+    for task in ctx.tasks.in_flight():
+        if task.status is not TaskStatus.PENDING:
+            continue
+        waiting_s = (now - task.updated_at).total_seconds()
+        engine = ctx.engine_name(task.task_type)
+        try:
+            if dispatcher.resubmit(task.uuid, task.params.priority, engine, waiting_s):
+                sent += 1
+        except Exception as exc:
+            log.warning("could not reach the broker (%s); the next sweep tries again", exc)
+            break
+    return sent

@@ -14,6 +14,7 @@ from vidmorph.domain.clock import iso
 from vidmorph.domain.models import Account, Asset, Task
 from vidmorph.domain.states import TaskStatus
 from vidmorph.scheduler import eta
+from vidmorph.service import fleet
 from vidmorph.service.context import AppContext
 
 _TYPE_NAMES = {"gen3a": "Gen-3 Alpha", "gen3a_turbo": "Gen-3 Alpha Turbo"}
@@ -79,7 +80,9 @@ def task_view(
     if task.status is TaskStatus.PENDING:
         place = ctx.tasks.place_in_line(task)
         body["placeInLine"] = place
-        body["estimatedTimeToStartSeconds"] = estimated_start_s(ctx, place)
+        body["estimatedTimeToStartSeconds"] = estimated_start_s(
+            ctx, place, ctx.engine_name(task.task_type)
+        )
     return body
 
 
@@ -95,14 +98,16 @@ def task_views(ctx: AppContext, tasks: list[Task]) -> list[dict[str, Any]]:
     ]
 
 
-def estimated_start_s(ctx: AppContext, place_in_line: int) -> int:
+def estimated_start_s(ctx: AppContext, place_in_line: int, engine: str | None = None) -> int:
+    """Seconds until the task in `place_in_line` starts, from the measured speed of recent
+    runs and the slots the live workers of its engine offer (in this process or elsewhere)."""
     speed = _cached(
         f"speed:{id(ctx)}",
         5.0,
         lambda: eta.seconds_per_output_second(ctx.tasks.recent_runs(), _DEFAULT_SPEED),
     )
     task_s = speed * ctx.settings.max_seconds
-    slots = max(ctx.settings.workers, 1)
+    slots = max(fleet.slots(ctx, engine or ctx.settings.engine), 1)
     return eta.estimated_start_s(place_in_line, ctx.tasks.running_count(), slots, task_s)
 
 
@@ -250,7 +255,9 @@ def features_view(ctx: AppContext, account: Account) -> dict[str, Any]:
 
 def _storage_gb(ctx: AppContext) -> int:
     return int(
-        _cached(f"storage:{id(ctx)}", 60.0, lambda: shutil.disk_usage(ctx.storage.root).total / 1e9)
+        _cached(
+            f"storage:{id(ctx)}", 60.0, lambda: shutil.disk_usage(ctx.settings.data_dir).total / 1e9
+        )
     )
 
 

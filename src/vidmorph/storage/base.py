@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
 
 class BlobStorage(Protocol):
-    """Keys are relative POSIX paths chosen by the service (`<user>/<uuid>/video.mp4`)."""
+    """Keys are relative POSIX paths chosen by the service (`<user>/<uuid>/video.mp4`).
+
+    Every method raises `vidmorph.errors.StorageUnavailable` when the store cannot be reached.
+    """
 
     def put(self, key: str, source: Path) -> None:
-        """Take ownership of `source` (it is moved, not copied, where possible)."""
+        """Take ownership of `source` (moved or uploaded, then gone from where it was)."""
 
-    def local_path(self, key: str) -> Path:
-        """A readable local file with the blob's bytes; raises FileNotFoundError."""
+    def local_copy(self, key: str, work_dir: Path) -> AbstractContextManager[Path]:
+        """A readable local file with the blob's bytes for the duration of the `with` (a copy
+        under `work_dir` that is removed afterwards where the blob is remote); raises
+        FileNotFoundError for a missing blob."""
 
     def delete(self, key: str) -> None:
         """Remove the blob; missing blobs are not an error."""
 
     def url(self, key: str, ttl_s: int) -> str:
         """A URL anyone holding it may GET until it expires."""
+
+    def check(self) -> None:
+        """Raise StorageUnavailable unless the store answers now (for /readyz)."""

@@ -7,8 +7,11 @@ import hashlib
 import hmac
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
+
+from vidmorph.errors import StorageUnavailable
 
 
 class LocalStorage:
@@ -29,6 +32,15 @@ class LocalStorage:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(source), target)
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str, work_dir: Path) -> Iterator[Path]:
+        # The file is local already: no copy.
+        yield self.local_path(key)
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise StorageUnavailable(f"The media directory {self.root} is missing.")
 
     def local_path(self, key: str) -> Path:
         path = self._path(key)

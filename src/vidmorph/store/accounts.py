@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, select, update
 
 from vidmorph import errors
 from vidmorph.domain.clock import utcnow
@@ -40,19 +40,25 @@ class AccountStore:
         key = (accounts.c.user_id == user_id) & (accounts.c.email == email)
         with self.db.write() as conn:
             found = conn.execute(select(accounts.c.email).where(key).with_for_update()).first()
+            created = False
             if found is None:
-                conn.execute(
-                    insert(accounts).values(
-                        user_id=user_id,
-                        email=email,
-                        credits_used=0,
-                        suspended=False,
-                        created_at=now,
-                        updated_at=now,
-                        **values,
-                    )
+                # Two processes may create the same account at once (the default set-up):
+                # one insert wins, the other becomes an update of the fields it was given.
+                created = (
+                    conn.execute(
+                        self.db.insert_ignore(accounts).values(
+                            user_id=user_id,
+                            email=email,
+                            credits_used=0,
+                            suspended=False,
+                            created_at=now,
+                            updated_at=now,
+                            **values,
+                        )
+                    ).rowcount
+                    == 1
                 )
-            elif values:
+            if not created and values:
                 conn.execute(update(accounts).where(key).values(updated_at=now, **values))
             row = conn.execute(select(accounts).where(key)).one()
         return to_account(row)

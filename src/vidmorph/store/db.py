@@ -10,12 +10,16 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import Connection, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.dml import Insert
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: the PostgreSQL advisory lock key of the service-wide queue ("vidmorph" as 8 bytes)
 QUEUE_LOCK_KEY = int.from_bytes(b"vidmorph", "big")
+#: the advisory lock that lets one process at a time run the migrations ("vm-migr")
+MIGRATION_LOCK_KEY = int.from_bytes(b"vm-migr\0", "big")
 
 
 class Database:
@@ -65,14 +69,35 @@ class Database:
         if not self.is_sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUEUE_LOCK_KEY})
 
+    def insert_ignore(self, table: Table) -> Insert:
+        """INSERT ... ON CONFLICT DO NOTHING: a row that several processes may create at once
+        is created by exactly one of them and the others carry on, with no IntegrityError."""
+        if self.is_sqlite:
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
+        """Bring the schema to the newest Alembic revision (idempotent, and safe when many
+        processes start at once on a fresh database: they take turns, the first migrates and
+        the others find the schema at head)."""
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         cfg.attributes["connection_url"] = self.url
-        with self.engine.begin() as conn:
+        # SQLite: BEGIN IMMEDIATE holds the database's write lock for the whole upgrade.
+        # PostgreSQL: a transaction-scoped advisory lock, released by the commit.
+        engine = self._immediate if self.is_sqlite else self.engine
+        with engine.begin() as conn:
+            if not self.is_sqlite:
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def ping(self) -> None:
+        """Raise unless the database answers a query now (for /readyz)."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Row, insert, select, update
 
@@ -11,6 +14,16 @@ from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Delivery
 from vidmorph.store.db import Database
 from vidmorph.store.tables import deliveries
+
+
+def target_of(url: str) -> str:
+    """The receiver a URL reaches, as scheme://host:port."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"[:300]
 
 
 def to_delivery(row: Row[Any]) -> Delivery:
@@ -41,6 +54,7 @@ class DeliveryStore:
                     task_uuid=task_uuid,
                     user_id=user_id,
                     url=url,
+                    target=target_of(url),
                     body=body,
                     terminal=terminal,
                     attempts=0,
@@ -52,24 +66,53 @@ class DeliveryStore:
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def claim_due(self, limit: int, hold_s: float) -> list[Delivery]:
-        """Due deliveries, each held for `hold_s` so no other sender picks it up meanwhile."""
+    def claim_due(
+        self,
+        limit: int,
+        hold_s: float,
+        *,
+        busy_targets: Collection[str] = (),
+        busy_tasks: Collection[str] = (),
+        per_target: int | None = None,
+    ) -> list[Delivery]:
+        """Up to `limit` due deliveries, each held for `hold_s` so that no other sender, in
+        this process or another, picks it up meanwhile. Deliveries to `busy_targets` and of
+        `busy_tasks` are left for later, and at most `per_target` are taken per target, so one
+        slow receiver cannot take every sending slot."""
         now = utcnow()
+        query = (
+            select(deliveries)
+            .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now)
+            .order_by(deliveries.c.id)
+            .limit(limit * 4)
+            .with_for_update(skip_locked=True)
+        )
+        if busy_targets:
+            query = query.where(
+                deliveries.c.target.is_(None) | deliveries.c.target.not_in(list(busy_targets))
+            )
+        if busy_tasks:
+            query = query.where(deliveries.c.task_uuid.not_in(list(busy_tasks)))
         with self.db.write() as conn:
-            rows = conn.execute(
-                select(deliveries)
-                .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now)
-                .order_by(deliveries.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
-            if rows:
+            chosen, per, tasks_taken = [], Counter[str](), set[str]()
+            for row in conn.execute(query).all():
+                target = row.target or target_of(row.url)
+                if row.task_uuid in tasks_taken or (
+                    per_target is not None and per[target] >= per_target
+                ):
+                    continue
+                chosen.append(row)
+                per[target] += 1
+                tasks_taken.add(row.task_uuid)
+                if len(chosen) == limit:
+                    break
+            if chosen:
                 conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id.in_([r.id for r in rows]))
+                    .where(deliveries.c.id.in_([r.id for r in chosen]))
                     .values(next_attempt_at=now + timedelta(seconds=hold_s))
                 )
-        return [to_delivery(r) for r in rows]
+        return [to_delivery(r) for r in chosen]
 
     def delivered(self, delivery_id: int) -> None:
         self._finish(delivery_id, "delivered", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -114,6 +115,8 @@ deliveries = Table(
     Column("task_uuid", String(36), nullable=False, index=True),
     Column("user_id", Integer, nullable=False),
     Column("url", String(1024), nullable=False),
+    #: scheme://host:port of `url`: concurrent sends are bounded per target
+    Column("target", String(300), nullable=True),
     Column("body", LargeBinary, nullable=False),
     Column("terminal", Boolean, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
@@ -135,4 +138,50 @@ moderation_events = Table(
     Column("category", String(50), nullable=False),
     Column("created_at", DateTime, nullable=False),
     Index("ix_moderation_account", "user_id", "email", "created_at"),
+)
+
+#: secrets every process of a fleet shares (the file-URL signing key), made once, never empty
+shared_secrets = Table(
+    "shared_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+#: named leases that one process of the fleet holds at a time (the recovery sweeper's leader)
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+#: every worker process (in-process pool or Celery worker), refreshed by its heartbeat
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("engine", String(200), nullable=False),
+    Column("device", String(50), nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("memory_total_bytes", BigInteger, nullable=True),
+    Column("memory_free_bytes", BigInteger, nullable=True),
+    Column("running", JSON, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("seen_at", DateTime, nullable=False),
+    Index("ix_workers_seen", "seen_at"),
+)
+
+#: fleet-wide Prometheus counters and histograms, added to by whichever process observes
+metric_series = Table(
+    "metric_series",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("labels", String(400), primary_key=True),
+    Column("data", JSON, nullable=False),
 )

@@ -70,6 +70,14 @@ class TaskStore(TaskAdmission, TaskTransitions):
         with self.db.read() as conn:
             return 1 + int(conn.execute(select(func.count()).where(ahead)).scalar_one())
 
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(status, task type, how many) over every task, for /metrics."""
+        query = select(tasks.c.status, tasks.c.task_type, func.count()).group_by(
+            tasks.c.status, tasks.c.task_type
+        )
+        with self.db.read() as conn:
+            return [(r[0], r[1], int(r[2])) for r in conn.execute(query).all()]
+
     def running_count(self) -> int:
         with self.db.read() as conn:
             query = select(func.count()).where(tasks.c.status == TaskStatus.RUNNING.value)

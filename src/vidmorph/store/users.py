@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import User
@@ -23,6 +23,8 @@ class UserStore:
         self.db = db
 
     def create(self, webhook_secret: str, user_id: int | None = None) -> User:
+        """A new user; for a fixed `user_id` that another process created first (the default
+        user when several start at once), that user, unchanged."""
         with self.db.write() as conn:
             if user_id is None:
                 user_id = (
@@ -30,9 +32,12 @@ class UserStore:
                     + 1
                 )
             conn.execute(
-                insert(users).values(id=user_id, webhook_secret=webhook_secret, created_at=utcnow())
+                self.db.insert_ignore(users).values(
+                    id=user_id, webhook_secret=webhook_secret, created_at=utcnow()
+                )
             )
-        return User(user_id, webhook_secret)
+            row = conn.execute(select(users).where(users.c.id == user_id)).one()
+        return User(row.id, row.webhook_secret)
 
     def get(self, user_id: int) -> User | None:
         with self.db.read() as conn:
@@ -41,15 +46,11 @@ class UserStore:
 
     def add_token(self, user_id: int, token: str) -> None:
         with self.db.write() as conn:
-            exists = conn.execute(
-                select(tokens.c.id).where(tokens.c.token_hash == token_hash(token))
-            ).first()
-            if exists is None:
-                conn.execute(
-                    insert(tokens).values(
-                        user_id=user_id, token_hash=token_hash(token), created_at=utcnow()
-                    )
+            conn.execute(
+                self.db.insert_ignore(tokens).values(
+                    user_id=user_id, token_hash=token_hash(token), created_at=utcnow()
                 )
+            )
 
     def verify_token(self, user_id: int, token: str) -> bool:
         """True when `token` is one of the user's; each stored hash compared in constant time."""

@@ -1,22 +1,17 @@
-"""InProcessDispatcher: a bounded pool of worker threads inside the API process.
-
-Also runs the sweeper, which re-queues tasks whose worker died, queues callbacks a crash lost,
-and hands every PENDING task (including ones another process left behind) back to the pool.
-"""
+"""InProcessDispatcher: a bounded pool of worker threads inside the API process (the embedded
+default). It registers as a worker, so the fleet view and the ETA count its threads."""
 
 from __future__ import annotations
 
 import itertools
 import logging
-import os
 import queue
-import socket
 import threading
 import uuid
 
-from vidmorph.service import recover
 from vidmorph.service.context import AppContext
 from vidmorph.service.execute import run_task
+from vidmorph.workers.presence import Presence, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -27,72 +22,79 @@ class InProcessDispatcher:
     def __init__(self, ctx: AppContext, workers: int) -> None:
         self.ctx = ctx
         self.workers = workers
+        self.runs_tasks = workers > 0
         #: identifies this process's leases; a restarted process gets a new one
-        # Bounded to fit the 64-character lease column whatever the host name.
-        self.owner = f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = worker_id("inprocess")
         self._queue: queue.PriorityQueue[tuple[int, int, str]] = queue.PriorityQueue()
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
-        self._stop = threading.Event()
         #: ids waiting in the queue, so the periodic re-submit never queues one twice
         self._queued: set[str] = set()
-        self._queued_lock = threading.Lock()
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+        self._presence: Presence | None = None
 
-    def submit(self, task_id: str, priority: int = 0) -> None:
+    def submit(self, task_id: str, priority: int = 0, engine: str = "") -> None:
+        self.resubmit(task_id, priority, engine, 0.0)
+
+    def resubmit(self, task_id: str, priority: int, engine: str, waiting_s: float) -> bool:
         if self.workers <= 0:
-            return
-        with self._queued_lock:
+            return False
+        with self._lock:
             if task_id in self._queued:
-                return
+                return False
             self._queued.add(task_id)
         self._queue.put((priority, next(self._seq), task_id))
+        return True
 
     def start(self) -> None:
-        if self.workers > 0:
-            # Load the engine before taking work: a bad VIDMORPH_ENGINE stops start-up with a
-            # clear error instead of failing every task later.
-            self.ctx.engine()
+        if self.workers <= 0:
+            return
+        # Load the engine before taking work: a bad VIDMORPH_ENGINE stops start-up with a
+        # clear error instead of failing every task later.
+        self.ctx.engine()
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"vidmorph-worker-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        sweeper = threading.Thread(target=self._sweep, name="vidmorph-sweeper", daemon=True)
-        sweeper.start()
-        self._threads.append(sweeper)
-        if self.workers > 0:
-            count = recover.resubmit_pending(self.ctx)
-            if count:
-                log.info("resubmitted %d pending tasks", count)
+        s = self.ctx.settings
+        self._presence = Presence(
+            self.ctx,
+            wid=self.owner,
+            kind="inprocess",
+            # In-process threads run every engine the settings route to.
+            engine=",".join(sorted({s.engine, *s.task_engines.values()})),
+            concurrency=self.workers,
+            running=self._running_now,
+        )
+        self._presence.start()
+
+    def _running_now(self) -> list[str]:
+        with self._lock:
+            return sorted(self._running)
 
     def close(self) -> None:
-        self._stop.set()
-        for _ in range(self.workers):
+        for _ in self._threads:
             self._queue.put((-1, -1, _STOP))
         for thread in self._threads:
             thread.join(timeout=30)
+        if self._presence is not None:
+            self._presence.close()
 
     def _work(self) -> None:
         while True:
             _, _, task_id = self._queue.get()
             if task_id == _STOP:
                 return
-            with self._queued_lock:
+            with self._lock:
                 self._queued.discard(task_id)
+                self._running.add(task_id)
             try:
                 # One owner per claim: if a lease lapses and this same process claims the task
                 # again, the stale run can no longer write to (or fail) the new one.
                 run_task(self.ctx, task_id, f"{self.owner}:{uuid.uuid4().hex[:6]}")
             except Exception:
                 log.exception("worker failed on task %s", task_id)
-
-    def _sweep(self) -> None:
-        while not self._stop.wait(self.ctx.settings.recover_interval_s):
-            try:
-                recover.sweep_lapsed(self.ctx)
-                recover.sweep_lost_callbacks(self.ctx)
-                if self.workers > 0:
-                    # PENDING tasks another process admitted and then died holding in its
-                    # memory queue: claims are conditional, so re-submitting is harmless.
-                    recover.resubmit_pending(self.ctx)
-            except Exception:
-                log.exception("lease sweep failed")
+            finally:
+                with self._lock:
+                    self._running.discard(task_id)

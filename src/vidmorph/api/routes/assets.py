@@ -15,6 +15,7 @@ from vidmorph.api.deps import CtxDep, UserDep
 from vidmorph.service import accounts
 from vidmorph.service import assets as asset_service
 from vidmorph.service.views import asset_view
+from vidmorph.storage.local import LocalStorage
 
 router = APIRouter()
 
@@ -33,7 +34,7 @@ async def upload_asset(
     content_type = request.headers.get("content-type", "")
     asset_service.media_type_of(content_type)
     account = await run_in_threadpool(accounts.resolve_account, ctx, user, email)
-    upload = await _receive(request, ctx.settings.data_dir / "tmp", ctx.settings.max_upload_bytes)
+    upload = await _receive(request, ctx.tmp_dir, ctx.settings.max_upload_bytes)
     asset = await run_in_threadpool(
         asset_service.ingest, ctx, user, account.email, name or upload.stem, content_type, upload
     )
@@ -89,10 +90,12 @@ def delete_asset(asset_id: str, ctx: CtxDep, user: UserDep) -> Response:
 @router.get("/files/{key:path}")
 def download(key: str, ctx: CtxDep, expires: int = 0, sig: str = "") -> Any:
     """A signed, expiring link to an asset's bytes; no token needed, like a presigned URL."""
-    if not ctx.storage.verify(key, expires, sig):
+    storage = ctx.storage
+    # With object storage, links are the store's own presigned URLs; none end here.
+    if not isinstance(storage, LocalStorage) or not storage.verify(key, expires, sig):
         raise errors.NotFound("This link has expired or is not valid.")
     try:
-        path = ctx.storage.local_path(key)
+        path = storage.local_path(key)
     except FileNotFoundError:
         raise errors.NotFound() from None
     return FileResponse(path, filename=path.name)

@@ -1,0 +1,66 @@
+"""Sweeper: recovery that must run once across the fleet, in whichever process leads.
+
+Every API process runs a Sweeper thread; each round, it tries to take (or renew) the `sweeper`
+lease in the database, and only the holder sweeps: lapsed leases, PENDING re-dispatch, lost
+callbacks, silent workers. When the leader dies its lease lapses and another process takes over
+within one lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from vidmorph.service import recover
+from vidmorph.service.context import AppContext
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "sweeper"
+#: a worker silent this long is forgotten (it was killed without unregistering)
+FORGET_WORKERS_AFTER_S = 3600.0
+
+
+class Sweeper:
+    def __init__(self, ctx: AppContext, owner: str) -> None:
+        self.ctx, self.owner = ctx, owner
+        self.leading = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="vidmorph-sweeper", daemon=True)
+
+    @property
+    def lease_s(self) -> float:
+        return max(3 * self.ctx.settings.recover_interval_s, 2.0)
+
+    def sweep_once(self) -> bool:
+        """One round; True when this process led it."""
+        self.leading = self.ctx.leases.acquire(LEASE_NAME, self.owner, self.lease_s)
+        if not self.leading:
+            return False
+        recover.sweep_lapsed(self.ctx)
+        recover.sweep_lost_callbacks(self.ctx)
+        recover.resubmit_pending(self.ctx)
+        self.ctx.workers.prune(FORGET_WORKERS_AFTER_S)
+        return True
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        first = True
+        while first or not self._stop.wait(self.ctx.settings.recover_interval_s):
+            first = False
+            try:
+                self.sweep_once()
+            except Exception:
+                log.exception("recovery sweep failed; retrying")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=30)
+        if self.leading:
+            try:
+                self.ctx.leases.release(LEASE_NAME, self.owner)
+            except Exception:
+                log.exception("could not release the sweeper lease")
