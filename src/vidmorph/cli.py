@@ -120,6 +120,38 @@ def worker(
     run_worker(ctx, engine or settings.engine, concurrency)
 
 
+@app.command()
+def fleet(
+    processes: Annotated[int, typer.Option(min=1, max=64, help="HTTP processes.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Celery worker processes.")] = 2,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Threads per worker.")] = 1,
+    engine: Annotated[str | None, typer.Option(help="Engine the workers load.")] = None,
+    database_url: Annotated[
+        str, typer.Option(help="PostgreSQL (created if missing).")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432/vidmorph",
+    broker_url: Annotated[str, typer.Option(help="Celery broker.")] = "redis://127.0.0.1:6379/0",
+    local_s3: Annotated[
+        int | None,
+        typer.Option(help="Also start a local S3 endpoint (moto, in memory) on this port."),
+    ] = None,
+) -> None:
+    """Run a whole fleet on this machine: N HTTP processes, M workers, optionally local S3."""
+    from vidmorph.launcher import FleetPlan, run
+
+    _logging()
+    settings = Settings()
+    plan = FleetPlan(
+        database_url=database_url,
+        broker_url=broker_url,
+        processes=processes,
+        workers=workers,
+        worker_concurrency=concurrency,
+        engine=engine or settings.engine,
+        local_s3_port=local_s3,
+    )
+    raise typer.Exit(run(plan))
+
+
 @app.command("workers")
 def list_workers() -> None:
     """List the workers reporting in: engine, device, memory, what they run."""

@@ -55,3 +55,31 @@ def raises() -> RaisesMidway:
 
 def fails_in_load() -> FailsInLoad:
     return FailsInLoad()
+
+
+class NeedsOnePetabyte(SlowEngine):
+    """Estimates every job at 1 PB of device memory: refused wherever a budget is known."""
+
+    info = EngineInfo(name="petabyte", devices=("cpu",), max_seconds=60, deterministic=True)
+    need_bytes = 2**50
+
+    def check_fits(
+        self,
+        num_frames: int,
+        height: int,
+        width: int,
+        strength: float,
+        *,
+        budget_bytes: int | None = None,
+    ) -> int:
+        from vidmorph import errors
+
+        if budget_bytes is not None and self.need_bytes > budget_bytes:
+            raise errors.RequestTooLarge(
+                f"needs {self.need_bytes} bytes, the workers have {budget_bytes}"
+            )
+        return self.need_bytes
+
+
+def petabyte() -> NeedsOnePetabyte:
+    return NeedsOnePetabyte()
