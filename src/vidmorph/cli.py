@@ -117,7 +117,13 @@ def worker(
         )
         raise typer.Exit(2)
     ctx = build_context(settings)
-    run_worker(ctx, engine or settings.engine, concurrency)
+    name = engine or settings.engine
+    try:
+        ctx.engine(name)  # loaded once, before taking work
+    except Exception as exc:
+        console.print(f"[red]engine {name!r} did not load: {exc}[/]")
+        raise typer.Exit(1) from None
+    run_worker(ctx, name, concurrency)
 
 
 @app.command()

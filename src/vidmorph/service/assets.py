@@ -125,7 +125,11 @@ def delete(ctx: AppContext, user: User, asset_id: str) -> None:
 
 
 def delete_files(ctx: AppContext, asset: Asset) -> None:
-    """Remove an asset's video (or image) and its preview from storage."""
+    """Remove an asset's video (or image) and its preview from storage. Its row is gone
+    already, so an unreachable store leaves only unreachable bytes behind: logged, not raised."""
     for key in (asset.blob_key, asset.preview_key):
         if key:
-            ctx.storage.delete(key)
+            try:
+                ctx.storage.delete(key)
+            except errors.StorageUnavailable:
+                log.warning("could not delete %s from storage; the blob is left behind", key)
