@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from pathlib import Path
@@ -63,7 +64,12 @@ def ingest(
         base = f"{user.id}/{uid}"
         preview_key = _store_preview(ctx, upload, info, f"{base}/preview.jpg")
         blob_key = f"{base}/{media_type}.{ext}"
-        ctx.storage.put(blob_key, upload)
+        try:
+            ctx.storage.put(blob_key, upload)
+        except errors.StorageUnavailable:
+            with contextlib.suppress(errors.StorageUnavailable):
+                ctx.storage.delete(preview_key)  # no asset will own it
+            raise
     finally:
         upload.unlink(missing_ok=True)
     now = utcnow()
@@ -105,8 +111,11 @@ def _store_preview(ctx: AppContext, source: Path, info: MediaInfo, key: str) -> 
     clip = read_clip(source, width=width, height=height, fps=24.0, max_seconds=1 / 24)
     with tempfile.NamedTemporaryFile(suffix=".jpg", dir=ctx.tmp_dir, delete=False) as tmp:
         path = Path(tmp.name)
-    write_jpeg(clip.frames[0], path)
-    ctx.storage.put(key, path)
+    try:
+        write_jpeg(clip.frames[0], path)
+        ctx.storage.put(key, path)
+    finally:
+        path.unlink(missing_ok=True)  # put keeps its source when the store refuses it
     return key
 
 

@@ -56,6 +56,7 @@ class LocalStorage:
             path.parent.rmdir()
 
     def url(self, key: str, ttl_s: int) -> str:
+        self._path(key)  # refuse a key that would leave the root, as every other method does
         expires = int(time.time()) + ttl_s
         return f"{self.public_url}/v1/runwayml/files/{quote(key)}?expires={expires}&sig={self.sign(key, expires)}"  # noqa: E501
 

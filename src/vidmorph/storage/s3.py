@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+from boto3.exceptions import Boto3Error, S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -73,7 +74,12 @@ class S3Storage:
             if code in _MISSING:
                 raise FileNotFoundError(what) from exc
             raise StorageUnavailable(f"Media storage refused the request ({code}).") from exc
-        except BotoCoreError as exc:
+        except S3UploadFailedError as exc:
+            # boto3's upload_file wraps the store's ClientError (a 5xx, a NoSuchBucket) in this.
+            log.warning("object store refused the upload of %s: %s", what, exc)
+            raise StorageUnavailable("Media storage refused the upload.") from exc
+        except (BotoCoreError, Boto3Error) as exc:
+            # Boto3Error: download_file's RetriesExceededError when the body keeps breaking off.
             log.warning("object store unreachable during %s: %s", what, exc)
             raise StorageUnavailable("Media storage is unreachable; try again shortly.") from exc
 
@@ -98,26 +104,42 @@ class S3Storage:
             self._bucket_ready = True
 
     def put(self, key: str, source: Path) -> None:
+        name = self._key(key)
         self.ensure_bucket()
-        with self._reaching(key):
-            self._client.upload_file(str(source), self.bucket, self._key(key))
+        try:
+            with self._reaching(key):
+                self._client.upload_file(str(source), self.bucket, name)
+        except StorageUnavailable as exc:
+            # The bucket went away after this process saw it: make it again, once. (boto3 keeps
+            # only the wrapped error's text, "An error occurred (NoSuchBucket) ...".)
+            cause = exc.__cause__
+            if not isinstance(cause, S3UploadFailedError) or "(NoSuchBucket)" not in str(cause):
+                raise
+            self._bucket_ready = False
+            self.ensure_bucket()
+            with self._reaching(key):
+                self._client.upload_file(str(source), self.bucket, name)
         # Only once stored: a caller that retries still has the file.
         source.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def local_copy(self, key: str, work_dir: Path) -> Iterator[Path]:
+        name = self._key(key)
         work_dir.mkdir(parents=True, exist_ok=True)
         target = work_dir / f"{uuid.uuid4().hex[:8]}-{PurePosixPath(key).name}"
         try:
             with self._reaching(key):
-                self._client.download_file(self.bucket, self._key(key), str(target))
+                self._client.download_file(self.bucket, name, str(target))
             yield target
         finally:
             target.unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
-        with self._reaching(key):
-            self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        name = self._key(key)
+        # S3 answers 204 for a missing key, but NoSuchBucket before the bucket was ever made:
+        # nothing to delete either way.
+        with contextlib.suppress(FileNotFoundError), self._reaching(key):
+            self._client.delete_object(Bucket=self.bucket, Key=name)
 
     def url(self, key: str, ttl_s: int) -> str:
         # Presigning is computed locally: no request to the store.
