@@ -117,21 +117,29 @@ def run_task(ctx: AppContext, task_uuid: str, owner: str, engine: Engine | None 
     _observe(ctx, "vidmorph_queue_wait_seconds", engine_name, task.created_at, task.started_at)
     notify.task_changed(ctx, task)
     hooks = TaskHooks(ctx, task, owner, engine_name)
+    #: whether this run wrote the task's end; a run that lost its lease (stalled past it while
+    #: another worker re-ran the task) must neither call back nor count the other run's end
+    won = cancelled = False
     with Heartbeat(ctx, task.uuid, owner):
         try:
             output = _render(ctx, task, hooks, engine or ctx.engine(engine_name))
-            if not ctx.tasks.succeed(task.uuid, owner, [output]):
+            won = ctx.tasks.succeed(task.uuid, owner, [output])
+            if not won:
                 delete_files(ctx, output)
         except errors.TaskCancelled:
             log.info("task %s stopped: cancelled or no longer ours", task.uuid)
+            cancelled = True
         except errors.VidmorphError as exc:
             reason = getattr(exc, "reason", INTERNAL_REASON)
-            _fail(ctx, task, owner, exc.public_message, reason)
+            won = _fail(ctx, task, owner, exc.public_message, reason)
         except Exception:
             log.exception("task %s failed", task.uuid)
-            _fail(ctx, task, owner, "Internal error while generating.", INTERNAL_REASON)
+            won = _fail(ctx, task, owner, "Internal error while generating.", INTERNAL_REASON)
     final = ctx.tasks.get(task.uuid)
-    if final is not None:
+    if final is None:
+        return
+    # A user's cancel is this run's end too (its callback went out with the DELETE).
+    if won or (cancelled and final.status is TaskStatus.CANCELLED):
         _observe(
             ctx,
             "vidmorph_task_duration_seconds",
@@ -140,8 +148,8 @@ def run_task(ctx: AppContext, task_uuid: str, owner: str, engine: Engine | None 
             final.finished_at,
             status=final.status.value,
         )
-        if final.status is not TaskStatus.CANCELLED:
-            notify.task_changed(ctx, final)
+    if won:
+        notify.task_changed(ctx, final)
 
 
 def _observe(
@@ -162,9 +170,9 @@ def _observe(
         log.exception("could not record %s", name)
 
 
-def _fail(ctx: AppContext, task: Task, owner: str, message: str, reason: str) -> None:
+def _fail(ctx: AppContext, task: Task, owner: str, message: str, reason: str) -> bool:
     error = task_error(message, reason)
-    ctx.tasks.transition(task.uuid, TaskStatus.FAILED, owner=owner, error=error)
+    return ctx.tasks.transition(task.uuid, TaskStatus.FAILED, owner=owner, error=error)
 
 
 def _render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine) -> Asset:

@@ -18,6 +18,8 @@ from sqlalchemy.sql.dml import Insert
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: the PostgreSQL advisory lock key of the service-wide queue ("vidmorph" as 8 bytes)
 QUEUE_LOCK_KEY = int.from_bytes(b"vidmorph", "big")
+#: how long PostgreSQL lets a session sit idle inside a transaction before ending it
+_IDLE_TX_MS = 30_000
 #: the advisory lock that lets one process at a time run the migrations ("vm-migr")
 MIGRATION_LOCK_KEY = int.from_bytes(b"vm-migr\0", "big")
 
@@ -42,7 +44,15 @@ class Database:
             self._immediate = self.engine.execution_options(begin_mode="IMMEDIATE")
             self._write_lock = threading.Lock()
         else:
-            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self.engine = create_engine(
+                url,
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                # A process frozen (or killed by the OOM killer's slower cousins) in the middle of
+                # a transaction must not hold its row locks for ever: the server ends it.
+                connect_args={"options": f"-c idle_in_transaction_session_timeout={_IDLE_TX_MS}"},
+            )
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
