@@ -158,7 +158,7 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tasks", type=int, default=12)
+    parser.add_argument("--tasks", type=int, default=10, help="at most maxJobs (10)")
     parser.add_argument("--latency-tasks", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
