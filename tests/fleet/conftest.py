@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from tests.services import (
     vidmorph_env,
     wait_for,
 )
+from vidmorph.config import Settings
 
 
 @pytest.fixture
@@ -48,6 +50,25 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     yield start
     for proc in started:
         proc.stop()
+
+
+def worker_env(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """The settings a `vidmorph worker` needs to join the fleet of an API built from `settings`
+    (the same database, broker, storage, routing and leases); `extra` overrides any of them."""
+    values: dict[str, Any] = {
+        "database_url": settings.database_url,
+        "broker_url": settings.broker_url,
+        "data_dir": settings.data_dir,
+        "storage_url": settings.storage_url,
+        "s3_endpoint_url": settings.s3_endpoint_url,
+        "engine": settings.engine,
+        "task_engines": json.dumps(settings.task_engines),
+        "lease_s": settings.lease_s,
+        "worker_heartbeat_s": 0.5,
+        "callback_allow_private": "true",
+    }
+    values.update(extra)
+    return values
 
 
 def wait_worker(ctx: Any, engine: str, count: int = 1, timeout_s: float = 60) -> None:

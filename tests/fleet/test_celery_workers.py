@@ -3,11 +3,10 @@ engine, explore mode last, submit via PostgreSQL, nothing run by the API process
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.fleet.conftest import wait_worker
+from tests.fleet.conftest import wait_worker, worker_env
 from tests.harness import start_server
 from tests.receiver import Receiver
 from tests.services import Proc, RedisServer
@@ -20,18 +19,6 @@ def fleet_settings(make_settings: Callable[..., Settings], **extra: object) -> S
     return make_settings(workers=0, redispatch_s=2.0, worker_heartbeat_s=0.5, **extra)
 
 
-def worker_settings(settings: Settings) -> dict[str, object]:
-    return {
-        "database_url": settings.database_url,
-        "broker_url": settings.broker_url,
-        "data_dir": settings.data_dir,
-        "lease_s": settings.lease_s,
-        "worker_heartbeat_s": 0.5,
-        "callback_allow_private": "true",
-        "task_engines": json.dumps(settings.task_engines),
-    }
-
-
 def test_worker_runs_the_task_the_api_dispatched(
     tmp_path: Path,
     make_settings: Callable[..., Settings],
@@ -42,7 +29,7 @@ def test_worker_runs_the_task_the_api_dispatched(
     settings = fleet_settings(make_settings, database_url=postgres_url, broker_url=broker.url)
     with start_server(settings) as live, Receiver() as hook:
         assert not live.services.dispatcher.runs_tasks
-        worker = spawn("worker", **worker_settings(settings))
+        worker = spawn("worker", **worker_env(settings))
         wait_worker(live.ctx, "preview")
         asset = live.upload_video(tmp_path, seconds=1)
         resp = live.create(
@@ -77,7 +64,7 @@ def test_each_engine_has_its_queue_and_explore_mode_runs_last(
         asset = live.upload_video(tmp_path, seconds=1)
         body = {"assetId": asset["assetId"], "text_prompt": "night"}
         # No worker for the slow engine yet: its turbo task waits while preview work runs.
-        spawn("worker", "--engine", "preview", **worker_settings(settings))
+        spawn("worker", "--engine", "preview", **worker_env(settings))
         wait_worker(live.ctx, "preview")
         turbo = live.create(body, route="gen3turbo/video").json()
         plain = live.create(body).json()
@@ -90,7 +77,7 @@ def test_each_engine_has_its_queue_and_explore_mode_runs_last(
         blocker = live.create(body, route="gen3turbo/video").json()
         explore = live.create({**body, "exploreMode": True}, route="gen3turbo/video").json()
         normal = [live.create(body, route="gen3turbo/video").json() for _ in range(2)]
-        spawn("worker", "--engine", SLOW, "--concurrency", "1", **worker_settings(settings))
+        spawn("worker", "--engine", SLOW, "--concurrency", "1", **worker_env(settings))
         ids = [turbo, blocker, explore, *normal]
         finished = [live.wait_task(t["taskId"], {"SUCCEEDED"}, timeout_s=120) for t in ids]
         assert all(f["status"] == "SUCCEEDED" for f in finished), finished

@@ -18,7 +18,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from tests.fleet.conftest import wait_worker
+from tests.fleet.conftest import wait_worker, worker_env
 from tests.harness import free_port, start_server
 from tests.receiver import Receiver
 from tests.services import Proc, RedisServer, wait_for, wait_healthy
@@ -47,17 +47,6 @@ def fleet_settings(make_settings: Callable[..., Settings], **extra: Any) -> Sett
     }
     values.update(extra)
     return make_settings(**values)
-
-
-def worker_env(settings: Settings) -> dict[str, Any]:
-    """What a `vidmorph worker` needs to join the API's fleet."""
-    return {
-        "database_url": settings.database_url,
-        "broker_url": settings.broker_url,
-        "data_dir": settings.data_dir,
-        "lease_s": settings.lease_s,
-        "worker_heartbeat_s": settings.worker_heartbeat_s,
-    }
 
 
 def serve_env(data_dir: Path, port: int, **extra: Any) -> dict[str, Any]:

@@ -4,14 +4,13 @@ pre-flight check and ETA fed by what remote workers publish. Also RabbitMQ as th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from tests.fleet.conftest import wait_worker
+from tests.fleet.conftest import wait_worker, worker_env
 from tests.harness import PG_ADMIN_URL, LiveServer, start_server
 from tests.receiver import Receiver
 from tests.services import Proc, RedisServer, S3Endpoint, wait_for
@@ -28,17 +27,6 @@ def samples(live: LiveServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
         for s in family.samples:
             found[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return found
-
-
-def worker_env(settings: Settings, **extra: object) -> dict[str, object]:
-    return {
-        "database_url": settings.database_url,
-        "broker_url": settings.broker_url,
-        "data_dir": settings.data_dir,
-        "worker_heartbeat_s": 0.5,
-        "lease_s": settings.lease_s,
-        **extra,
-    }
 
 
 def test_metrics_count_tasks_stages_callbacks_and_workers(
@@ -211,7 +199,7 @@ def test_rabbitmq_works_as_the_broker(
         assert live.client.get(f"{live.base_url}/readyz").status_code == 200
         spawn(
             "worker",
-            **worker_env(settings, task_engines=json.dumps(settings.task_engines)),
+            **worker_env(settings),
         )
         wait_worker(live.ctx, "preview")
         asset = live.upload_video(tmp_path, seconds=1)

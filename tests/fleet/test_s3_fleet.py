@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import boto3
 import httpx
 
-from tests.fleet.conftest import wait_worker
+from tests.fleet.conftest import wait_worker, worker_env
 from tests.harness import LiveServer, start_server
 from tests.receiver import Receiver
 from tests.services import S3_ENV, Proc, RedisServer, S3Endpoint, wait_for
@@ -41,21 +41,10 @@ def s3_settings(
     )
 
 
-def worker_env(settings: Settings, data_dir: Path, **extra: object) -> dict[str, object]:
+def other_machine(settings: Settings, data_dir: Path, **extra: object) -> dict[str, object]:
     """A worker on another machine: same database, broker and bucket; its own data dir."""
     assert data_dir != settings.data_dir
-    return {
-        "database_url": settings.database_url,
-        "broker_url": settings.broker_url,
-        "data_dir": data_dir,
-        "storage_url": settings.storage_url,
-        "s3_endpoint_url": settings.s3_endpoint_url,
-        "engine": settings.engine,
-        "lease_s": settings.lease_s,
-        "worker_heartbeat_s": 0.5,
-        "callback_allow_private": "true",
-        **extra,
-    }
+    return worker_env(settings, data_dir=data_dir, **extra)
 
 
 def bucket_of(settings: Settings) -> str:
@@ -102,7 +91,7 @@ def test_uploads_and_outputs_live_in_s3_and_any_process_serves_them(
     bucket = bucket_of(settings)
     worker_dir = tmp_path / "worker-machine"
     with start_server(settings) as live:
-        worker = spawn("worker", **worker_env(settings, worker_dir))
+        worker = spawn("worker", **other_machine(settings, worker_dir))
         source = make_video(tmp_path / "street.mp4", seconds=1)
         asset = live.upload(source)
 
@@ -211,7 +200,7 @@ def test_task_rides_out_storage_outages_shorter_than_the_retry_window(
     )
     with start_server(settings) as live:
         worker = spawn(
-            "worker", **worker_env(settings, tmp_path / "worker-machine", storage_retry_s=60)
+            "worker", **other_machine(settings, tmp_path / "worker-machine", storage_retry_s=60)
         )
         # 2 s at 24 fps: the slow engine works ~2 s, while the output is not stored yet.
         asset = live.upload_video(tmp_path, seconds=2)
@@ -266,7 +255,7 @@ def test_task_fails_clearly_when_storage_stays_down_past_the_retry_window(
     settings = s3_settings(make_settings, s3, database_url=postgres_url, broker_url=broker.url)
     worker_dir = tmp_path / "worker-machine"
     with start_server(settings) as live, Receiver() as hook:
-        worker = spawn("worker", **worker_env(settings, worker_dir, storage_retry_s=2))
+        worker = spawn("worker", **other_machine(settings, worker_dir, storage_retry_s=2))
         asset = live.upload_video(tmp_path, seconds=1)
         wait_worker(live.ctx, "preview")
         assert credits_used(live) == 0
