@@ -69,10 +69,11 @@ class Deliverer:
     """Sends due deliveries from a pool of threads; several processes may run one each.
 
     Each delivery is claimed (held in the database) only when a sending thread is free for it,
-    so a hold never runs out while the delivery waits behind others: two processes do not send
-    the same callback. Sends run concurrently, at most `per_target` at a time to one receiver,
-    and deliveries of one task go out one after another, in order: a tenant's slow receiver
-    holds its own slots, not everyone's.
+    so a hold never runs out while the delivery waits behind others, and the hold is renewed
+    while its send runs, however long: two processes do not send the same callback. Sends run
+    concurrently, at most `per_target` at a time to one receiver, and deliveries of one task go
+    out one after another, in order, across every process (the store hands out only a task's
+    oldest pending one): a tenant's slow receiver holds its own slots, not everyone's.
     """
 
     _instances: ClassVar[list[Deliverer]] = []
@@ -94,6 +95,8 @@ class Deliverer:
         self._lock = threading.Lock()
         self._targets: Counter[str] = Counter()
         self._tasks: set[str] = set()
+        #: deliveries being sent: id -> (attempts when claimed, monotonic time of the hold)
+        self._sending: dict[int, tuple[int, float]] = {}
 
     @classmethod
     def wake_all(cls) -> None:
@@ -121,6 +124,7 @@ class Deliverer:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                self.renew_holds()
                 sent = self.deliver_due(wait=False)
             except Exception:
                 log.exception("callback delivery loop failed; retrying")
@@ -128,6 +132,24 @@ class Deliverer:
             if not sent:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
+
+    def renew_holds(self) -> None:
+        """Extend the hold of every send running for half a hold or more (this loop comes
+        round every poll at least), so that no hold lapses while its send still runs."""
+        now = time.monotonic()
+        with self._lock:
+            renew = {
+                delivery_id: attempts
+                for delivery_id, (attempts, held_at) in self._sending.items()
+                if now - held_at >= self.hold_s / 2
+            }
+        if not renew:
+            return
+        self.ctx.deliveries.extend_hold(list(renew.items()), self.hold_s)
+        with self._lock:  # only once held anew: a failed write is tried again next round
+            for delivery_id, attempts in renew.items():
+                if delivery_id in self._sending:
+                    self._sending[delivery_id] = (attempts, now)
 
     def deliver_due(self, wait: bool = True) -> int:
         """Claim what free threads can send now and start sending; with `wait`, return only
@@ -138,6 +160,7 @@ class Deliverer:
             busy_tasks = sorted(self._tasks)
         if free <= 0:
             return 0
+        claimed_at = time.monotonic()
         due = self.ctx.deliveries.claim_due(
             free,
             self.hold_s,
@@ -150,6 +173,7 @@ class Deliverer:
             for d in due:
                 self._targets[target_of(d.url)] += 1
                 self._tasks.add(d.task_uuid)
+                self._sending[d.id] = (d.attempts, claimed_at)
         for d in due:
             futures.append(self._pool.submit(self._send_and_release, d))
         if wait:
@@ -169,6 +193,7 @@ class Deliverer:
                 if self._targets[target] <= 0:
                     del self._targets[target]
                 self._tasks.discard(d.task_uuid)
+                self._sending.pop(d.id, None)
             # A slot is free: look for more now, not at the next poll.
             self._wake.set()
 

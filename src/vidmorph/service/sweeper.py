@@ -33,14 +33,20 @@ class Sweeper:
         return max(3 * self.ctx.settings.recover_interval_s, 2.0)
 
     def sweep_once(self) -> bool:
-        """One round; True when this process led it."""
-        self.leading = self.ctx.leases.acquire(LEASE_NAME, self.owner, self.lease_s)
-        if not self.leading:
-            return False
-        recover.sweep_lapsed(self.ctx)
-        recover.sweep_lost_callbacks(self.ctx)
-        recover.resubmit_pending(self.ctx)
-        self.ctx.workers.prune(FORGET_WORKERS_AFTER_S)
+        """One round; True when this process led all of it. The lease is renewed before each
+        phase, so a slow phase (a broker that answers slowly) cannot run on past the lease
+        while another process, having taken over, sweeps the same rows."""
+        phases = (
+            recover.sweep_lapsed,
+            recover.sweep_lost_callbacks,
+            recover.resubmit_pending,
+            lambda ctx: ctx.workers.prune(FORGET_WORKERS_AFTER_S),
+        )
+        for phase in phases:
+            self.leading = self.ctx.leases.acquire(LEASE_NAME, self.owner, self.lease_s)
+            if not self.leading:
+                return False
+            phase(self.ctx)
         return True
 
     def start(self) -> None:
@@ -59,6 +65,8 @@ class Sweeper:
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join(timeout=30)
+            if self._thread.is_alive():
+                return  # still sweeping: let its lease run out rather than hand it over now
         if self.leading:
             try:
                 self.ctx.leases.release(LEASE_NAME, self.owner)

@@ -44,20 +44,21 @@ class AccountStore:
             if found is None:
                 # Two processes may create the same account at once (the default set-up):
                 # one insert wins, the other becomes an update of the fields it was given.
-                created = (
-                    conn.execute(
-                        self.db.insert_ignore(accounts).values(
-                            user_id=user_id,
-                            email=email,
-                            credits_used=0,
-                            suspended=False,
-                            created_at=now,
-                            updated_at=now,
-                            **values,
-                        )
-                    ).rowcount
-                    == 1
+                # RETURNING, not rowcount: SQLAlchemy reports no rowcount for an INSERT.
+                inserted = conn.execute(
+                    self.db.insert_ignore(accounts)
+                    .values(
+                        user_id=user_id,
+                        email=email,
+                        credits_used=0,
+                        suspended=False,
+                        created_at=now,
+                        updated_at=now,
+                        **values,
+                    )
+                    .returning(accounts.c.email)
                 )
+                created = inserted.first() is not None
             if not created and values:
                 conn.execute(update(accounts).where(key).values(updated_at=now, **values))
             row = conn.execute(select(accounts).where(key)).one()

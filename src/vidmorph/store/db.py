@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,15 +116,37 @@ class Database:
         self.engine.dispose()
 
 
+#: how long a new connection keeps trying to switch a brand-new database to WAL
+_WAL_SWITCH_S = 30.0
+
+
+def _enable_wal(cur: Any) -> None:
+    """PRAGMA journal_mode=WAL, tried again while the database is locked. The first
+    connections to a brand-new file race to switch it, and SQLite answers the losers "database
+    is locked" at once, without its busy handler (the switch needs an exclusive lock while
+    they hold a shared one). The mode is kept in the file, so this waits only on a new one."""
+    deadline = time.monotonic() + _WAL_SWITCH_S
+    delay_s = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay_s * (1 + random.random()))
+        delay_s = min(delay_s * 2, 0.2)
+
+
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # We issue BEGIN ourselves (below), so the driver must not.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        _enable_wal(cur)
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, insert, select, tuple_, update
 
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Delivery
@@ -78,11 +78,22 @@ class DeliveryStore:
         """Up to `limit` due deliveries, each held for `hold_s` so that no other sender, in
         this process or another, picks it up meanwhile. Deliveries to `busy_targets` and of
         `busy_tasks` are left for later, and at most `per_target` are taken per target, so one
-        slow receiver cannot take every sending slot."""
+        slow receiver cannot take every sending slot.
+
+        Only a task's oldest pending delivery is due: while an earlier one is being sent (held
+        by any process) or waits for its retry, the later ones wait too, so a receiver gets a
+        task's callbacks one at a time and in order whichever processes send them."""
         now = utcnow()
+        earlier = deliveries.alias("earlier")
+        earlier_pending = (
+            select(earlier.c.id)
+            .where(earlier.c.task_uuid == deliveries.c.task_uuid)
+            .where(earlier.c.state == "pending", earlier.c.id < deliveries.c.id)
+        )
         query = (
             select(deliveries)
             .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now)
+            .where(~earlier_pending.exists())
             .order_by(deliveries.c.id)
             .limit(limit * 4)
             .with_for_update(skip_locked=True)
@@ -113,6 +124,22 @@ class DeliveryStore:
                     .values(next_attempt_at=now + timedelta(seconds=hold_s))
                 )
         return [to_delivery(r) for r in chosen]
+
+    def extend_hold(self, holds: Collection[tuple[int, int]], hold_s: float) -> None:
+        """Hold deliveries that are still being sent for another `hold_s`: a send may outlast
+        its first hold (a receiver answering a byte at a time never trips the read timeout),
+        and the hold must not lapse while it runs, or another process sends it again. Each
+        hold is (delivery id, attempts when claimed); one whose outcome was written since (it
+        counted an attempt) is left alone, so a retry time is never overwritten."""
+        if not holds:
+            return
+        with self.db.write() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(tuple_(deliveries.c.id, deliveries.c.attempts).in_(list(holds)))
+                .where(deliveries.c.state == "pending")
+                .values(next_attempt_at=utcnow() + timedelta(seconds=hold_s))
+            )
 
     def delivered(self, delivery_id: int) -> None:
         self._finish(delivery_id, "delivered", None)

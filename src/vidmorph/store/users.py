@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 from sqlalchemy import func, select
+from sqlalchemy.sql.dml import Insert
 
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import User
@@ -24,20 +25,30 @@ class UserStore:
 
     def create(self, webhook_secret: str, user_id: int | None = None) -> User:
         """A new user; for a fixed `user_id` that another process created first (the default
-        user when several start at once), that user, unchanged."""
+        user when several start at once), that user, unchanged. Without `user_id`, always a
+        user of the caller's own: when another process takes the next number first, the next
+        free one (never the other caller's user, which would share a tenant)."""
         with self.db.write() as conn:
-            if user_id is None:
-                user_id = (
+            if user_id is not None:
+                conn.execute(self._insert(user_id, webhook_secret))
+                row = conn.execute(select(users).where(users.c.id == user_id)).one()
+                return User(row.id, row.webhook_secret)
+            while True:
+                # READ COMMITTED (PostgreSQL): each statement sees the numbers others have
+                # committed meanwhile; a racing uncommitted insert makes ours wait, then skip.
+                new_id = (
                     int(conn.execute(select(func.coalesce(func.max(users.c.id), 0))).scalar_one())
                     + 1
                 )
-            conn.execute(
-                self.db.insert_ignore(users).values(
-                    id=user_id, webhook_secret=webhook_secret, created_at=utcnow()
-                )
-            )
-            row = conn.execute(select(users).where(users.c.id == user_id)).one()
-        return User(row.id, row.webhook_secret)
+                # RETURNING, not rowcount: SQLAlchemy reports no rowcount for an INSERT.
+                made = conn.execute(self._insert(new_id, webhook_secret).returning(users.c.id))
+                if made.first() is not None:
+                    return User(new_id, webhook_secret)
+
+    def _insert(self, user_id: int, webhook_secret: str) -> Insert:
+        return self.db.insert_ignore(users).values(
+            id=user_id, webhook_secret=webhook_secret, created_at=utcnow()
+        )
 
     def get(self, user_id: int) -> User | None:
         with self.db.read() as conn:
