@@ -44,7 +44,7 @@ def test_worker_runs_the_task_the_api_dispatched(
         )
         # The API process never loaded an engine: the worker ran it.
         assert live.ctx._engines == {}
-        assert "worker" in worker.output() or worker.alive()
+        assert f"task {resp.json()['id']} running on" in worker.output()
 
 
 def test_each_engine_has_its_queue_and_explore_mode_runs_last(
