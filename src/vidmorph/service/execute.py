@@ -266,7 +266,13 @@ def _store_output(
     write_jpeg(clip.frames[0], preview)
     size_bytes = video.stat().st_size
     _with_storage(ctx, hooks, lambda: ctx.storage.put(f"{base}/video.mp4", video))
-    _with_storage(ctx, hooks, lambda: ctx.storage.put(f"{base}/preview.jpg", preview))
+    try:
+        _with_storage(ctx, hooks, lambda: ctx.storage.put(f"{base}/preview.jpg", preview))
+    except BaseException:
+        # No asset will own the video: take it back out (best effort) before failing.
+        with contextlib.suppress(Exception):
+            ctx.storage.delete(f"{base}/video.mp4")
+        raise
     has_audio = bool(source.meta and source.meta.has_audio)
     meta = MediaMeta(
         duration_s=clip.duration_s,

@@ -158,6 +158,7 @@ class Deliverer:
             free = self.max_parallel - sum(self._targets.values())
             busy_targets = [t for t, n in self._targets.items() if n >= self.per_target]
             busy_tasks = sorted(self._tasks)
+            in_flight = dict(self._targets)
         if free <= 0:
             return 0
         claimed_at = time.monotonic()
@@ -167,6 +168,7 @@ class Deliverer:
             busy_targets=busy_targets,
             busy_tasks=busy_tasks,
             per_target=self.per_target,
+            in_flight=in_flight,
         )
         futures = []
         with self._lock:

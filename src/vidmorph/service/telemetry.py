@@ -8,9 +8,10 @@ a scrape with the same, complete numbers, whichever processes ran the work.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from prometheus_client.core import (
@@ -36,10 +37,14 @@ _HELP = {
     "vidmorph_callback_failures_total": "Callback sends that failed (retried or dropped).",
 }
 _pool = ThreadPoolExecutor(4, thread_name_prefix="vidmorph-ready")
+#: the check of each dependency still running, per context: one at a time each, so a store
+#: that hangs occupies one thread, and the other dependencies' checks still get theirs
+_in_flight: dict[tuple[int, str], Future[object]] = {}
+_in_flight_lock = threading.Lock()
 
 
 def readiness(ctx: AppContext, timeout_s: float = 3.0) -> dict[str, str]:
-    """ "ok" or what went wrong, for the database, the broker (if any) and the storage."""
+    """'ok' or what went wrong, for the database, the broker (if any) and the storage."""
     checks: dict[str, Callable[[], object]] = {
         "database": ctx.db.ping,
         "storage": ctx.storage.check,
@@ -47,7 +52,14 @@ def readiness(ctx: AppContext, timeout_s: float = 3.0) -> dict[str, str]:
     ping = getattr(ctx.dispatcher, "ping", None)
     if ping is not None:
         checks["broker"] = ping
-    futures = {name: _pool.submit(check) for name, check in checks.items()}
+    futures: dict[str, Future[object]] = {}
+    with _in_flight_lock:
+        for name, check in checks.items():
+            running = _in_flight.get((id(ctx), name))
+            if running is None or running.done():
+                running = _pool.submit(check)
+                _in_flight[(id(ctx), name)] = running
+            futures[name] = running
     report = {}
     for name, future in futures.items():
         try:

@@ -93,7 +93,13 @@ class S3Storage:
             try:
                 self._client.head_bucket(Bucket=self.bucket)
             except ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code", "")) not in _MISSING:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                if code in ("403", "AccessDenied"):
+                    # A least-privilege key may read and write objects without s3:ListBucket,
+                    # which HEAD on the bucket needs: the bucket is there, carry on.
+                    self._bucket_ready = True
+                    return
+                if code not in _MISSING:
                     raise
                 extra: dict[str, Any] = {}
                 if self.region != "us-east-1":
@@ -142,12 +148,13 @@ class S3Storage:
             self._client.delete_object(Bucket=self.bucket, Key=name)
 
     def url(self, key: str, ttl_s: int) -> str:
-        # Presigning is computed locally: no request to the store.
-        url: str = self._client.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": self._key(key)},
-            ExpiresIn=min(ttl_s, MAX_PRESIGN_S),
-        )
+        # Presigning is computed locally: no request to the store (but it needs credentials).
+        with self._reaching(key):
+            url: str = self._client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=min(ttl_s, MAX_PRESIGN_S),
+            )
         return url
 
     def check(self) -> None:

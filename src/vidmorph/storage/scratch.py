@@ -50,15 +50,16 @@ def remove_orphans(root: Path) -> int:
     """Remove the scratch folders of dead processes on this host; returns how many."""
     host, removed = _host(), 0
     for entry in root.iterdir():
-        if entry.is_dir():
-            owner_host, _, rest = entry.name.partition("~")
-            pid_text = rest.partition("~")[0]
-            if owner_host != host or not pid_text.isdigit() or _alive(int(pid_text)):
-                continue
-            shutil.rmtree(entry, ignore_errors=True)
-            removed += 1
-        elif time.time() - entry.stat().st_mtime > _LOOSE_FILE_AGE_S:
-            with contextlib.suppress(OSError):
+        # Other processes starting at the same moment clean up too: anything may vanish.
+        with contextlib.suppress(OSError):
+            if entry.is_dir():
+                owner_host, _, rest = entry.name.partition("~")
+                pid_text = rest.partition("~")[0]
+                if owner_host != host or not pid_text.isdigit() or _alive(int(pid_text)):
+                    continue
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+            elif time.time() - entry.stat().st_mtime > _LOOSE_FILE_AGE_S:
                 entry.unlink()
                 removed += 1
     if removed:

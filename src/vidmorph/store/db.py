@@ -54,7 +54,11 @@ class Database:
                 pool_pre_ping=True,
                 # A process frozen (or killed by the OOM killer's slower cousins) in the middle of
                 # a transaction must not hold its row locks for ever: the server ends it.
-                connect_args={"options": f"-c idle_in_transaction_session_timeout={_IDLE_TX_MS}"},
+                connect_args={
+                    "options": f"-c idle_in_transaction_session_timeout={_IDLE_TX_MS}",
+                    # An unreachable host fails in seconds, not after the OS's TCP timeout.
+                    "connect_timeout": 5,
+                },
             )
 
     @contextmanager
@@ -88,6 +92,13 @@ class Database:
         if self.is_sqlite:
             return sqlite.insert(table).on_conflict_do_nothing()
         return postgresql.insert(table).on_conflict_do_nothing()
+
+    def lock_key(self, conn: Connection, name: str) -> None:
+        """Serialise write transactions that use the same `name` until `conn` commits: an
+        advisory transaction lock on PostgreSQL; nothing on SQLite, whose writers are
+        serialised already."""
+        if not self.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent, and safe when many

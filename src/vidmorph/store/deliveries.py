@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,8 +47,20 @@ class DeliveryStore:
     def enqueue(
         self, task_uuid: str, user_id: int, url: str, body: bytes, *, terminal: bool, ttl_s: float
     ) -> int:
+        """Queue one callback. A task has one terminal delivery at most: a second one (a lost-
+        callback sweep racing the worker's own, across machines whose clocks differ) returns the
+        first one's id and queues nothing."""
         now = utcnow()
         with self.db.write() as conn:
+            if terminal:
+                self.db.lock_key(conn, f"terminal-delivery:{task_uuid}")
+                first = conn.execute(
+                    select(deliveries.c.id)
+                    .where(deliveries.c.task_uuid == task_uuid, deliveries.c.terminal.is_(True))
+                    .limit(1)
+                ).scalar_one_or_none()
+                if first is not None:
+                    return int(first)
             result = conn.execute(
                 insert(deliveries).values(
                     task_uuid=task_uuid,
@@ -74,6 +86,7 @@ class DeliveryStore:
         busy_targets: Collection[str] = (),
         busy_tasks: Collection[str] = (),
         per_target: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
     ) -> list[Delivery]:
         """Up to `limit` due deliveries, each held for `hold_s` so that no other sender, in
         this process or another, picks it up meanwhile. Deliveries to `busy_targets` and of
@@ -105,7 +118,8 @@ class DeliveryStore:
         if busy_tasks:
             query = query.where(deliveries.c.task_uuid.not_in(list(busy_tasks)))
         with self.db.write() as conn:
-            chosen, per, tasks_taken = [], Counter[str](), set[str]()
+            # Sends already running count against each target's allowance.
+            chosen, per, tasks_taken = [], Counter[str](in_flight or {}), set[str]()
             for row in conn.execute(query).all():
                 target = row.target or target_of(row.url)
                 if row.task_uuid in tasks_taken or (

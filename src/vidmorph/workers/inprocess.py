@@ -52,12 +52,13 @@ class InProcessDispatcher:
             return
         # Load the engine before taking work: a bad VIDMORPH_ENGINE stops start-up with a
         # clear error instead of failing every task later.
-        self.ctx.engine()
+        s = self.ctx.settings
+        for name in sorted({s.engine, *s.task_engines.values()}):
+            self.ctx.engine(name)
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"vidmorph-worker-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        s = self.ctx.settings
         self._presence = Presence(
             self.ctx,
             wid=self.owner,
