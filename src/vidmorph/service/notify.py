@@ -93,10 +93,8 @@ class Deliverer:
         self._thread = threading.Thread(target=self._run, name="vidmorph-deliver", daemon=True)
         self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="vidmorph-callback")
         self._lock = threading.Lock()
-        self._targets: Counter[str] = Counter()
-        self._tasks: set[str] = set()
-        #: deliveries being sent: id -> (attempts when claimed, monotonic time of the hold)
-        self._sending: dict[int, tuple[int, float]] = {}
+        #: deliveries being sent: id -> (the delivery, monotonic time its hold was last set)
+        self._sending: dict[int, tuple[Delivery, float]] = {}
 
     @classmethod
     def wake_all(cls) -> None:
@@ -138,44 +136,31 @@ class Deliverer:
         round every poll at least), so that no hold lapses while its send still runs."""
         now = time.monotonic()
         with self._lock:
-            renew = {
-                delivery_id: attempts
-                for delivery_id, (attempts, held_at) in self._sending.items()
-                if now - held_at >= self.hold_s / 2
-            }
+            renew = [d for d, held_at in self._sending.values() if now - held_at >= self.hold_s / 2]
         if not renew:
             return
-        self.ctx.deliveries.extend_hold(list(renew.items()), self.hold_s)
+        self.ctx.deliveries.extend_hold([(d.id, d.attempts) for d in renew], self.hold_s)
         with self._lock:  # only once held anew: a failed write is tried again next round
-            for delivery_id, attempts in renew.items():
-                if delivery_id in self._sending:
-                    self._sending[delivery_id] = (attempts, now)
+            for d in renew:
+                if d.id in self._sending:
+                    self._sending[d.id] = (d, now)
 
     def deliver_due(self, wait: bool = True) -> int:
         """Claim what free threads can send now and start sending; with `wait`, return only
         once those sends are done (tests, one-shot tools)."""
         with self._lock:
-            free = self.max_parallel - sum(self._targets.values())
-            busy_targets = [t for t, n in self._targets.items() if n >= self.per_target]
-            busy_tasks = sorted(self._tasks)
-            in_flight = dict(self._targets)
+            free = self.max_parallel - len(self._sending)
+            in_flight = Counter(target_of(d.url) for d, _ in self._sending.values())
         if free <= 0:
             return 0
         claimed_at = time.monotonic()
         due = self.ctx.deliveries.claim_due(
-            free,
-            self.hold_s,
-            busy_targets=busy_targets,
-            busy_tasks=busy_tasks,
-            per_target=self.per_target,
-            in_flight=in_flight,
+            free, self.hold_s, per_target=self.per_target, in_flight=in_flight
         )
         futures = []
         with self._lock:
             for d in due:
-                self._targets[target_of(d.url)] += 1
-                self._tasks.add(d.task_uuid)
-                self._sending[d.id] = (d.attempts, claimed_at)
+                self._sending[d.id] = (d, claimed_at)
         for d in due:
             futures.append(self._pool.submit(self._send_and_release, d))
         if wait:
@@ -190,11 +175,6 @@ class Deliverer:
             log.exception("callback %s for task %s failed unexpectedly", d.id, d.task_uuid)
         finally:
             with self._lock:
-                target = target_of(d.url)
-                self._targets[target] -= 1
-                if self._targets[target] <= 0:
-                    del self._targets[target]
-                self._tasks.discard(d.task_uuid)
                 self._sending.pop(d.id, None)
             # A slot is free: look for more now, not at the next poll.
             self._wake.set()

@@ -83,19 +83,19 @@ class DeliveryStore:
         limit: int,
         hold_s: float,
         *,
-        busy_targets: Collection[str] = (),
-        busy_tasks: Collection[str] = (),
         per_target: int | None = None,
         in_flight: Mapping[str, int] | None = None,
     ) -> list[Delivery]:
         """Up to `limit` due deliveries, each held for `hold_s` so that no other sender, in
-        this process or another, picks it up meanwhile. Deliveries to `busy_targets` and of
-        `busy_tasks` are left for later, and at most `per_target` are taken per target, so one
-        slow receiver cannot take every sending slot.
+        this process or another, picks it up meanwhile. With the caller's sends `in_flight` per
+        target counted in, at most `per_target` go to one target, so one slow receiver cannot
+        take every sending slot.
 
         Only a task's oldest pending delivery is due: while an earlier one is being sent (held
         by any process) or waits for its retry, the later ones wait too, so a receiver gets a
         task's callbacks one at a time and in order whichever processes send them."""
+        running = Counter[str](in_flight or {})
+        full = [t for t, n in running.items() if per_target is not None and n >= per_target]
         now = utcnow()
         earlier = deliveries.alias("earlier")
         earlier_pending = (
@@ -111,24 +111,16 @@ class DeliveryStore:
             .limit(limit * 4)
             .with_for_update(skip_locked=True)
         )
-        if busy_targets:
-            query = query.where(
-                deliveries.c.target.is_(None) | deliveries.c.target.not_in(list(busy_targets))
-            )
-        if busy_tasks:
-            query = query.where(deliveries.c.task_uuid.not_in(list(busy_tasks)))
+        if full:
+            query = query.where(deliveries.c.target.is_(None) | deliveries.c.target.not_in(full))
         with self.db.write() as conn:
-            # Sends already running count against each target's allowance.
-            chosen, per, tasks_taken = [], Counter[str](in_flight or {}), set[str]()
+            chosen = []
             for row in conn.execute(query).all():
                 target = row.target or target_of(row.url)
-                if row.task_uuid in tasks_taken or (
-                    per_target is not None and per[target] >= per_target
-                ):
+                if per_target is not None and running[target] >= per_target:
                     continue
                 chosen.append(row)
-                per[target] += 1
-                tasks_taken.add(row.task_uuid)
+                running[target] += 1
                 if len(chosen) == limit:
                     break
             if chosen:
