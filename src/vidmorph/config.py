@@ -116,5 +116,10 @@ class Settings(BaseSettings):
         return self.task_engines.get(task_type, self.engine)
 
     @property
+    def engines(self) -> list[str]:
+        """Every engine the settings route some task type to, sorted."""
+        return sorted({self.engine, *self.task_engines.values()})
+
+    @property
     def uses_broker(self) -> bool:
         return bool(self.broker_url)

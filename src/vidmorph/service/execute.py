@@ -68,14 +68,8 @@ class TaskHooks:
     def enter(self, phase: str) -> None:
         """Close the current stage (its duration goes to the stage histogram), start `phase`."""
         now = time.monotonic()
-        try:
-            self.ctx.metrics.observe(
-                "vidmorph_stage_duration_seconds",
-                {"engine": self.engine_name, "stage": self.phase},
-                now - self._phase_started,
-            )
-        except Exception:
-            log.exception("could not record the %s stage's duration", self.phase)
+        labels = {"engine": self.engine_name, "stage": self.phase}
+        _record(self.ctx, "vidmorph_stage_duration_seconds", labels, now - self._phase_started)
         self.phase, self._phase_started = phase, now
 
 
@@ -160,11 +154,14 @@ def _observe(
     end: datetime | None,
     **labels: str,
 ) -> None:
-    if start is None or end is None:
-        return
-    try:
+    if start is not None and end is not None:
         seconds = max((end - start).total_seconds(), 0.0)
-        ctx.metrics.observe(name, {"engine": engine, **labels}, seconds)
+        _record(ctx, name, {"engine": engine, **labels}, seconds)
+
+
+def _record(ctx: AppContext, name: str, labels: dict[str, str], seconds: float) -> None:
+    try:
+        ctx.metrics.observe(name, labels, seconds)
     except Exception:
         # Metrics never fail a task.
         log.exception("could not record %s", name)

@@ -94,7 +94,7 @@ class FleetCollector(Collector):
                 waiting[engine] += n
         for (status, engine), n in sorted(by_key.items()):
             tasks.add_metric([status, engine], n)
-        for engine in sorted({ctx.settings.engine, *ctx.settings.task_engines.values(), *waiting}):
+        for engine in sorted({*ctx.settings.engines, *waiting}):
             depth.add_metric([engine], waiting.get(engine, 0))
         yield tasks
         yield depth

@@ -26,7 +26,7 @@ from vidmorph.config import Settings
 from vidmorph.engines.base import Engine
 from vidmorph.service.context import AppContext
 from vidmorph.service.execute import run_task
-from vidmorph.workers.presence import Presence, worker_id
+from vidmorph.workers.presence import Presence, RunningTasks, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _is_amqp(url: str) -> bool:
     return url.split(":", 1)[0] in ("amqp", "amqps", "pyamqp")
 
 
-def engine_queue(settings: Settings, engine: str) -> Queue:
+def engine_queue(engine: str) -> Queue:
     name = queue_name(engine)
     # RabbitMQ needs a priority queue declared as such; Redis ignores the argument.
     return Queue(  # type: ignore[no-untyped-call]
@@ -113,7 +113,7 @@ class CeleryDispatcher:
         self.app.send_task(
             TASK_NAME,
             args=[task_id],
-            queue=engine_queue(self.settings, engine),
+            queue=engine_queue(engine),
             priority=broker_priority(self.settings, priority),
         )
         with self._lock:
@@ -147,34 +147,19 @@ class CeleryDispatcher:
         self.app.close()
 
 
-class _Running:
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-        self.lock = threading.Lock()
-
-    def now(self) -> list[str]:
-        with self.lock:
-            return sorted(self.ids)
-
-
 def worker_app(
     ctx: AppContext, engine_name: str, engine: Engine, owner: str
-) -> tuple[Celery, _Running]:
+) -> tuple[Celery, RunningTasks]:
     """The Celery app of a `vidmorph worker`: one task, which runs `run_task` on `engine`."""
     app = make_celery(ctx.settings)
-    running = _Running()
+    running = RunningTasks()
 
     @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
     def run(task_id: str) -> None:
-        with running.lock:
-            running.ids.add(task_id)
-        try:
+        with running.running(task_id):
             run_task(ctx, task_id, f"{owner}:{uuid.uuid4().hex[:6]}", engine=engine)
-        finally:
-            with running.lock:
-                running.ids.discard(task_id)
 
-    app.conf.task_queues = [engine_queue(ctx.settings, engine_name)]
+    app.conf.task_queues = [engine_queue(engine_name)]
     return app, running
 
 

@@ -11,7 +11,7 @@ import uuid
 
 from vidmorph.service.context import AppContext
 from vidmorph.service.execute import run_task
-from vidmorph.workers.presence import Presence, worker_id
+from vidmorph.workers.presence import Presence, RunningTasks, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ class InProcessDispatcher:
         self._threads: list[threading.Thread] = []
         #: ids waiting in the queue, so the periodic re-submit never queues one twice
         self._queued: set[str] = set()
-        self._running: set[str] = set()
         self._lock = threading.Lock()
+        self._running = RunningTasks()
         self._presence: Presence | None = None
 
     def submit(self, task_id: str, priority: int = 0, engine: str = "") -> None:
@@ -53,7 +53,7 @@ class InProcessDispatcher:
         # Load the engine before taking work: a bad VIDMORPH_ENGINE stops start-up with a
         # clear error instead of failing every task later.
         s = self.ctx.settings
-        for name in sorted({s.engine, *s.task_engines.values()}):
+        for name in s.engines:
             self.ctx.engine(name)
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"vidmorph-worker-{n}", daemon=True)
@@ -64,15 +64,11 @@ class InProcessDispatcher:
             wid=self.owner,
             kind="inprocess",
             # In-process threads run every engine the settings route to.
-            engine=",".join(sorted({s.engine, *s.task_engines.values()})),
+            engine=",".join(s.engines),
             concurrency=self.workers,
-            running=self._running_now,
+            running=self._running.now,
         )
         self._presence.start()
-
-    def _running_now(self) -> list[str]:
-        with self._lock:
-            return sorted(self._running)
 
     def close(self) -> None:
         for _ in self._threads:
@@ -89,13 +85,10 @@ class InProcessDispatcher:
                 return
             with self._lock:
                 self._queued.discard(task_id)
-                self._running.add(task_id)
             try:
-                # One owner per claim: if a lease lapses and this same process claims the task
-                # again, the stale run can no longer write to (or fail) the new one.
-                run_task(self.ctx, task_id, f"{self.owner}:{uuid.uuid4().hex[:6]}")
+                with self._running.running(task_id):
+                    # One owner per claim: if a lease lapses and this same process claims the
+                    # task again, the stale run can no longer write to (or fail) the new one.
+                    run_task(self.ctx, task_id, f"{self.owner}:{uuid.uuid4().hex[:6]}")
             except Exception:
                 log.exception("worker failed on task %s", task_id)
-            finally:
-                with self._lock:
-                    self._running.discard(task_id)

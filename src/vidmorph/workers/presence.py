@@ -7,13 +7,14 @@ memory check) without talking to the workers themselves.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from vidmorph.domain.clock import utcnow
 from vidmorph.service.context import AppContext
@@ -43,6 +44,28 @@ def device_memory(device: str) -> tuple[int | None, int | None]:
         return page * os.sysconf("SC_PHYS_PAGES"), page * os.sysconf("SC_AVPHYS_PAGES")
     except (ValueError, OSError):
         return None, None
+
+
+class RunningTasks:
+    """The ids of the tasks a worker process is running now, for its reports."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def running(self, task_id: str) -> Iterator[None]:
+        with self._lock:
+            self._ids.add(task_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._ids.discard(task_id)
+
+    def now(self) -> list[str]:
+        with self._lock:
+            return sorted(self._ids)
 
 
 class Presence:
