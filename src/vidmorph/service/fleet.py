@@ -23,9 +23,13 @@ def live_workers(ctx: AppContext, max_age_s: float = 1.0) -> list[WorkerReport]:
     return hit[1]
 
 
-def serves(worker: WorkerReport, engine: str) -> bool:
+def engines_of(worker: WorkerReport) -> list[str]:
     # In-process pools list every engine they run, comma-separated.
-    return engine in worker.engine.split(",")
+    return worker.engine.split(",")
+
+
+def serves(worker: WorkerReport, engine: str) -> bool:
+    return engine in engines_of(worker)
 
 
 def slots(ctx: AppContext, engine: str) -> int:

@@ -107,7 +107,7 @@ class FleetCollector(Collector):
         )
         counts: dict[str, int] = defaultdict(int)
         for w in fleet.live_workers(self.ctx, max_age_s=0):
-            for engine in w.engine.split(","):
+            for engine in fleet.engines_of(w):
                 counts[engine] += 1
         for engine, n in sorted(counts.items()):
             live.add_metric([engine], n)

@@ -75,7 +75,10 @@ class S3Storage:
                 raise FileNotFoundError(what) from exc
             raise StorageUnavailable(f"Media storage refused the request ({code}).") from exc
         except S3UploadFailedError as exc:
-            # boto3's upload_file wraps the store's ClientError (a 5xx, a NoSuchBucket) in this.
+            # boto3's upload_file wraps the store's ClientError (a 5xx, a NoSuchBucket) in this,
+            # keeping only its text, "An error occurred (NoSuchBucket) ...".
+            if "(NoSuchBucket)" in str(exc):
+                raise FileNotFoundError(what) from exc
             log.warning("object store refused the upload of %s: %s", what, exc)
             raise StorageUnavailable("Media storage refused the upload.") from exc
         except (BotoCoreError, Boto3Error) as exc:
@@ -115,16 +118,15 @@ class S3Storage:
         try:
             with self._reaching(key):
                 self._client.upload_file(str(source), self.bucket, name)
-        except StorageUnavailable as exc:
-            # The bucket went away after this process saw it: make it again, once. (boto3 keeps
-            # only the wrapped error's text, "An error occurred (NoSuchBucket) ...".)
-            cause = exc.__cause__
-            if not isinstance(cause, S3UploadFailedError) or "(NoSuchBucket)" not in str(cause):
-                raise
+        except FileNotFoundError:
+            # The bucket went away after this process saw it: make it again, once.
             self._bucket_ready = False
             self.ensure_bucket()
-            with self._reaching(key):
-                self._client.upload_file(str(source), self.bucket, name)
+            try:
+                with self._reaching(key):
+                    self._client.upload_file(str(source), self.bucket, name)
+            except FileNotFoundError as exc:
+                raise StorageUnavailable("Media storage refused the upload.") from exc
         # Only once stored: a caller that retries still has the file.
         source.unlink(missing_ok=True)
 
