@@ -45,4 +45,5 @@ def new_task(user_id: int = 1, credits: int = 100, explore: bool = False) -> Tas
 
 
 def admit(tasks: TaskStore, task: Task, max_jobs: int = 3, **kw: object) -> tuple[Task, bool]:
-    return tasks.admit(task, max_jobs=max_jobs, max_queue_depth=100, **kw)  # type: ignore[arg-type]
+    admitted = tasks.admit(task, max_jobs=max_jobs, max_queue_depth=100, **kw)  # type: ignore[arg-type]
+    return admitted.task, admitted.created

@@ -39,14 +39,16 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
     app.state.metrics = registry_for(services.ctx)
     errors.install(app)
     app.add_middleware(RefuseNul)
-    for module in (accounts, assets, features, gen3, tasks):
-        app.include_router(module.router, prefix=PREFIX)
-    app.include_router(ops.router)
 
+    # First among the routes: Starlette tries them in order, and load balancers call it most.
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
+    # The polled route next (GET /tasks/{taskId}), with the rest of /tasks.
+    for module in (tasks, gen3, assets, accounts, features):
+        app.include_router(module.router, prefix=PREFIX)
+    app.include_router(ops.router)
     return app
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from vidmorph import errors
 from vidmorph.api.errors import describe_errors
@@ -15,14 +16,21 @@ from vidmorph.service.accounts import Authenticator
 from vidmorph.service.context import AppContext
 
 
-def get_ctx(request: Request) -> AppContext:
+# Both are `async def`: FastAPI runs a plain `def` dependency in the threadpool, a hop that
+# costs more than the work. Only a token not yet verified goes to a thread (the database).
+
+
+async def get_ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
 
-def get_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> User:
+async def get_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> User:
     auth: Authenticator = request.app.state.auth
-    return auth.authenticate(authorization)
+    user = auth.cached(authorization)
+    if user is None:
+        user = await run_in_threadpool(auth.authenticate, authorization)
+    return user
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -42,13 +42,18 @@ class Authenticator:
         self._cache: dict[str, tuple[float, User]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, authorization: str | None) -> User | None:
+        """The user of a token verified in the last seconds, without I/O; None when the
+        database must be asked (`authenticate`). Unauthorized for a malformed header."""
+        _, token = _bearer(authorization)
+        hit = self._cache.get(_cache_key(token))  # a dict read is atomic under the GIL
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
     def authenticate(self, authorization: str | None) -> User:
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        user_id = parse_token_user(token)
-        if scheme.lower() != "bearer" or user_id is None:
-            raise errors.Unauthorized()
-        key = hashlib.sha256(token.encode()).hexdigest()
+        user_id, token = _bearer(authorization)
+        key = _cache_key(token)
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
@@ -62,6 +67,20 @@ class Authenticator:
                 self._cache.clear()
             self._cache[key] = (now + _AUTH_CACHE_S, user)
         return user
+
+
+def _bearer(authorization: str | None) -> tuple[int, str]:
+    """(user number, token) of an `Authorization: Bearer user:<n>-...` header."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    user_id = parse_token_user(token)
+    if scheme.lower() != "bearer" or user_id is None:
+        raise errors.Unauthorized()
+    return user_id, token
+
+
+def _cache_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create_token(ctx: AppContext, user_id: int | None = None) -> tuple[User, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from vidmorph import errors
 from vidmorph.domain import ids
 from vidmorph.domain.clock import utcnow
-from vidmorph.domain.models import Asset, MediaMeta, User
+from vidmorph.domain.models import Account, Asset, MediaMeta, User
 from vidmorph.media.decode import read_clip
 from vidmorph.media.encode import write_jpeg
 from vidmorph.media.probe import MediaInfo, probe
@@ -120,11 +120,29 @@ def _store_preview(ctx: AppContext, source: Path, info: MediaInfo, key: str) -> 
 
 
 def get(ctx: AppContext, user: User, asset_id: str) -> Asset:
-    parsed = ids.parse_id(asset_id, "asset")
+    parsed = _own_id(user, asset_id)
     asset = None if parsed is None else ctx.assets.get(user.id, parsed.uuid)
-    if asset is None or (parsed is not None and parsed.user_id != user.id):
-        raise errors.NotFound(f"Unable to retrieve assetId {asset_id} (Not found.)")
+    if asset is None:
+        raise _not_found(asset_id)
     return asset
+
+
+def get_with_account(ctx: AppContext, user: User, asset_id: str) -> tuple[Asset, Account | None]:
+    """The user's asset and the account it belongs to, in one statement."""
+    parsed = _own_id(user, asset_id)
+    found = None if parsed is None else ctx.assets.with_account(user.id, parsed.uuid)
+    if found is None:
+        raise _not_found(asset_id)
+    return found
+
+
+def _own_id(user: User, asset_id: str) -> ids.CompositeId | None:
+    parsed = ids.parse_id(asset_id, "asset")
+    return parsed if parsed is not None and parsed.user_id == user.id else None
+
+
+def _not_found(asset_id: str) -> errors.NotFound:
+    return errors.NotFound(f"Unable to retrieve assetId {asset_id} (Not found.)")
 
 
 def delete(ctx: AppContext, user: User, asset_id: str) -> None:

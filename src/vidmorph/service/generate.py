@@ -60,12 +60,15 @@ def create(
     req: CreateRequest,
     task_type: str,
     idempotency_key: str | None = None,
-) -> tuple[Task, Asset]:
-    """Admit a new task; returns it with its source asset (the response shows its URLs)."""
-    asset = asset_service.get(ctx, user, req.asset_id)
+) -> tuple[Task, Asset, Account | None]:
+    """Admit a new task; returns it with its source asset (the response shows its URLs) and
+    its account as the admission left it (None when the caller must read it again).
+
+    Statements: one read of the asset with its account, then one write transaction of four
+    (store.admission); an Idempotency-Key adds one read, a refusal a few more."""
+    asset, account = asset_service.get_with_account(ctx, user, req.asset_id)
     if asset.media_type != "video" or asset.meta is None:
         raise errors.BadRequest(f"assetId {req.asset_id} is not a video.")
-    account = ctx.accounts.get(user.id, asset.email)
     if account is None:
         raise errors.NotFound(f"Account {asset.email} not found.")
     if account.suspended:
@@ -79,19 +82,19 @@ def create(
         idempotency = (idempotency_key, _request_hash(req, task_type))
         first = ctx.tasks.find_idempotent(user.id, *idempotency)
         if first is not None:
-            return first, asset
+            return first, asset, None
     flag = ctx.moderator.check(req.text_prompt)
     if flag is not None:
-        return _fail_moderated(ctx, task, flag.category, flag.message, idempotency), asset
-    task, created = ctx.tasks.admit(
+        return _fail_moderated(ctx, task, flag.category, flag.message, idempotency), asset, None
+    admitted = ctx.tasks.admit(
         task,
         max_jobs=req.max_jobs or account.max_jobs,
         max_queue_depth=ctx.settings.max_queue_depth,
         idempotency=idempotency,
     )
-    if created:
-        ctx.dispatch(task)
-    return task, asset
+    if admitted.created:
+        ctx.dispatch(admitted.task)
+    return admitted.task, asset, admitted.account
 
 
 def _new_task(

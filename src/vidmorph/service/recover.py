@@ -74,3 +74,12 @@ def resubmit_pending(ctx: AppContext) -> int:
             log.warning("could not reach the broker (%s); the next sweep tries again", exc)
             break
     return sent
+
+
+def reconcile_queue_depth(ctx: AppContext) -> None:
+    """Recount the service-wide in-flight counter (store.queue) and log any drift. Admission
+    and every terminal move keep it exact in their own transactions; this is the safety net
+    for rows changed by hand or by a process older than the counter."""
+    was, real = ctx.tasks.queue.reconcile()
+    if was != real:
+        log.warning("queue depth counter was %d, %d tasks are in flight: corrected", was, real)

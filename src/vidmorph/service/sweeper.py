@@ -2,7 +2,7 @@
 
 Every API process runs a Sweeper thread; each round, it tries to take (or renew) the `sweeper`
 lease in the database, and only the holder sweeps: lapsed leases, PENDING re-dispatch, lost
-callbacks, silent workers. When the leader dies its lease lapses and another process takes over
+callbacks, silent workers, and (each minute) a recount of the queue-depth counter. When the leader dies its lease lapses and another process takes over
 within one lease.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from vidmorph.service import recover
 from vidmorph.service.context import AppContext
@@ -19,12 +20,15 @@ log = logging.getLogger(__name__)
 LEASE_NAME = "sweeper"
 #: a worker silent this long is forgotten (it was killed without unregistering)
 FORGET_WORKERS_AFTER_S = 3600.0
+#: how often the leader recounts the in-flight counter (it locks the row while counting)
+RECONCILE_EVERY_S = 60.0
 
 
 class Sweeper:
     def __init__(self, ctx: AppContext, owner: str) -> None:
         self.ctx, self.owner = ctx, owner
         self.leading = False
+        self._reconciled_at: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="vidmorph-sweeper", daemon=True)
 
@@ -41,6 +45,7 @@ class Sweeper:
             recover.sweep_lost_callbacks,
             recover.resubmit_pending,
             lambda ctx: ctx.workers.prune(FORGET_WORKERS_AFTER_S),
+            self._reconcile,
         )
         for phase in phases:
             self.leading = self.ctx.leases.acquire(LEASE_NAME, self.owner, self.lease_s)
@@ -48,6 +53,12 @@ class Sweeper:
                 return False
             phase(self.ctx)
         return True
+
+    def _reconcile(self, ctx: AppContext) -> None:
+        now = time.monotonic()
+        if self._reconciled_at is None or now - self._reconciled_at >= RECONCILE_EVERY_S:
+            recover.reconcile_queue_depth(ctx)
+            self._reconciled_at = now
 
     def start(self) -> None:
         self._thread.start()

@@ -11,6 +11,7 @@ from vidmorph.domain.states import IN_FLIGHT, TaskStatus
 from vidmorph.service import assets as asset_service
 from vidmorph.service import notify
 from vidmorph.service.context import AppContext
+from vidmorph.service.views import task_view
 
 
 def get(ctx: AppContext, user: User, task_id: str) -> Task:
@@ -21,6 +22,19 @@ def get(ctx: AppContext, user: User, task_id: str) -> Task:
     if task is None:
         raise errors.NotFound()
     return task
+
+
+def view(ctx: AppContext, user: User, task_id: str) -> dict[str, Any]:
+    """GET /tasks/{taskId}: the task, its source and its account read in one statement (and its
+    artifacts in a second once it SUCCEEDED); its place in line from the cached snapshot."""
+    parsed = ids.parse_id(task_id, "task")
+    found = None
+    if parsed is not None and parsed.user_id == user.id:
+        found = ctx.tasks.view(parsed.uuid, user.id)
+    if found is None:
+        raise errors.NotFound()
+    task, source, account = found
+    return task_view(ctx, task, source, account, looked_up=True)
 
 
 def page(

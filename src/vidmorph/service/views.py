@@ -28,12 +28,18 @@ def task_name(task_type: str, seed: int, prompt: str) -> str:
 
 
 def task_view(
-    ctx: AppContext, task: Task, source: Asset | None = None, account: Account | None = None
+    ctx: AppContext,
+    task: Task,
+    source: Asset | None = None,
+    account: Account | None = None,
+    *,
+    looked_up: bool = False,
 ) -> dict[str, Any]:
-    """The task object; `source` and `account`, when the caller has them, save two reads."""
+    """The task object. `source` and `account`, when the caller has them, save two reads;
+    with `looked_up`, a None among them means the caller found none (a deleted source)."""
     p = task.params
     name = task_name(task.task_type, p.seed, p.text_prompt)
-    if source is None or source.uuid != p.asset_uuid:
+    if not looked_up and (source is None or source.uuid != p.asset_uuid):
         source = ctx.assets.get(task.user_id, p.asset_uuid)
     ratio = task.progress_ratio
     body: dict[str, Any] = {
@@ -72,16 +78,17 @@ def task_view(
         "placeInLine": None,
         "artifacts": [artifact_view(ctx, a, task) for a in task.artifacts],
         "sharedAsset": None,
-        "features": features_of(ctx, task.user_id, task.email, account),
+        "features": features_of(ctx, task.user_id, task.email, account, looked_up=looked_up),
         "replyUrl": task.reply_url,
         "replyRef": task.reply_ref,
         "code": 200,
     }
     if task.status is TaskStatus.PENDING:
-        place = ctx.tasks.place_in_line(task)
+        line = ctx.tasks.line()  # as of at most a second ago: no count per poll
+        place = line.place(p.priority, task.created_at, task.uuid)
         body["placeInLine"] = place
         body["estimatedTimeToStartSeconds"] = estimated_start_s(
-            ctx, place, ctx.engine_name(task.task_type)
+            ctx, place, line.running, ctx.engine_name(task.task_type)
         )
     return body
 
@@ -94,13 +101,17 @@ def task_views(ctx: AppContext, tasks: list[Task]) -> list[dict[str, Any]]:
     sources = ctx.assets.by_uuids(user_id, sorted({t.params.asset_uuid for t in tasks}))
     accounts = {a.email: a for a in ctx.accounts.all_of(user_id)}
     return [
-        task_view(ctx, t, sources.get(t.params.asset_uuid), accounts.get(t.email)) for t in tasks
+        task_view(ctx, t, sources.get(t.params.asset_uuid), accounts.get(t.email), looked_up=True)
+        for t in tasks
     ]
 
 
-def estimated_start_s(ctx: AppContext, place_in_line: int, engine: str | None = None) -> int:
-    """Seconds until the task in `place_in_line` starts, from the measured speed of recent
-    runs and the slots the live workers of its engine offer (in this process or elsewhere)."""
+def estimated_start_s(
+    ctx: AppContext, place_in_line: int, running: int, engine: str | None = None
+) -> int:
+    """Seconds until the task in `place_in_line` starts behind `running` tasks, from the
+    measured speed of recent runs and the slots the live workers of its engine offer (in this
+    process or elsewhere); both figures are cached for seconds."""
     speed = _cached(
         f"speed:{id(ctx)}",
         5.0,
@@ -108,7 +119,7 @@ def estimated_start_s(ctx: AppContext, place_in_line: int, engine: str | None = 
     )
     task_s = speed * ctx.settings.max_seconds
     slots = max(fleet.slots(ctx, engine or ctx.settings.engine), 1)
-    return eta.estimated_start_s(place_in_line, ctx.tasks.running_count(), slots, task_s)
+    return eta.estimated_start_s(place_in_line, running, slots, task_s)
 
 
 def _ratio_text(ratio: float) -> str:
@@ -227,9 +238,14 @@ def account_view(account: Account) -> dict[str, Any]:
 
 
 def features_of(
-    ctx: AppContext, user_id: int, email: str, account: Account | None = None
+    ctx: AppContext,
+    user_id: int,
+    email: str,
+    account: Account | None = None,
+    *,
+    looked_up: bool = False,
 ) -> dict[str, Any]:
-    if account is None or account.email != email:
+    if not looked_up and (account is None or account.email != email):
         account = ctx.accounts.get(user_id, email)
     permitted = account.num_plan_credits if account else 0
     used = account.credits_used if account else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 
 from vidmorph import errors
 from vidmorph.domain.clock import utcnow
@@ -14,7 +14,8 @@ from vidmorph.store.db import Database
 from vidmorph.store.tables import accounts, tasks
 
 
-def to_account(row: Row[Any]) -> Account:
+def to_account(row: Any) -> Account:
+    """An account from its row (or any object with its columns as attributes)."""
     return Account(
         user_id=row.user_id,
         email=row.email,
@@ -81,7 +82,11 @@ class AccountStore:
     def delete(self, user_id: int, email: str) -> bool:
         """Remove the account; Conflict while it has PENDING or RUNNING tasks (their reserved
         credits and slots belong to it)."""
+        key = (accounts.c.user_id == user_id) & (accounts.c.email == email)
         with self.db.write() as conn:
+            # The row lock first: an admission that holds it has its task inserted but not yet
+            # committed, so counting before it commits would miss that task.
+            conn.execute(select(accounts.c.email).where(key).with_for_update()).first()
             busy = conn.execute(
                 select(func.count())
                 .select_from(tasks)
@@ -92,9 +97,7 @@ class AccountStore:
                 raise errors.Conflict(
                     f"Account {email} has {busy} tasks pending or running; cancel them first."
                 )
-            result = conn.execute(
-                delete(accounts).where(accounts.c.user_id == user_id, accounts.c.email == email)
-            )
+            result = conn.execute(delete(accounts).where(key))
         return result.rowcount > 0
 
     def set_suspended(self, user_id: int, email: str, suspended: bool) -> bool:

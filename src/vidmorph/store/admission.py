@@ -1,16 +1,23 @@
 """Task admission: a new task takes an account's slot and credits, or a typed refusal.
 
-One transaction holds the account's lock (a row lock on PostgreSQL, the database write lock on
-SQLite) while the slot, queue depth and credits are checked and the task inserted, so
-concurrent admissions in any process never exceed `maxJobs`. Idempotency-Key repeats answer
+One short write transaction of four statements admits a task:
+
+1. `UPDATE accounts ... RETURNING`: reserve the credits and lock the account's row (on SQLite
+   the transaction holds the database write lock from its start);
+2. count the account's tasks in flight, against `maxJobs`;
+3. `INSERT` the task (a repeated Idempotency-Key fails here, on the unique index);
+4. `UPDATE counters ... WHERE value < max`: the service-wide queue depth (store.queue), last,
+   so the one row every admission touches is locked only until the commit.
+
+Any refusal raises and rolls the whole transaction back, so concurrent admissions in any
+process never exceed `maxJobs`, the queue depth or the credits. Idempotency-Key repeats answer
 with the first task; a flagged prompt's task is stored FAILED with a strike on the account.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,15 +25,25 @@ from sqlalchemy.exc import IntegrityError
 from vidmorph import errors
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.ids import format_id
-from vidmorph.domain.models import Task
+from vidmorph.domain.models import Account, Task
+from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
+from vidmorph.store.queue import QueueFigures, take_slot
 from vidmorph.store.tables import accounts, moderation_events, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES, task_artifacts, task_values, to_task
-from vidmorph.store.transitions import charge
+
+
+class Admitted(NamedTuple):
+    task: Task
+    #: False when an Idempotency-Key repeat answered with the first task
+    created: bool
+    #: the account as the admission left it (credits reserved); None for a repeat
+    account: Account | None = None
 
 
 class TaskAdmission:
     db: Database
+    queue: QueueFigures
 
     def admit(
         self,
@@ -35,22 +52,28 @@ class TaskAdmission:
         max_jobs: int,
         max_queue_depth: int,
         idempotency: tuple[str, str] | None = None,
-    ) -> tuple[Task, bool]:
-        """Insert a PENDING task if the account has a free slot; (task, created).
+    ) -> Admitted:
+        """Insert a PENDING task if the account has a free slot.
 
-        One transaction holds the account's lock (row lock on PostgreSQL, the database write
-        lock on SQLite), so concurrent callers in any process never exceed `max_jobs`; the
-        queue depth is counted under the queue lock (`Database.lock_queue`), so neither is
-        `max_queue_depth` exceeded.
-        Raises AccountSuspended, AccountBusy, QueueFull, InsufficientCredits or Conflict.
+        `max_jobs` overrides the account's own when given (the request's maxJobs).
+        Raises NotFound, AccountSuspended, AccountBusy, QueueFull, InsufficientCredits or
+        Conflict (the Idempotency-Key was first used with another body).
         """
         try:
             return self._admit(task, max_jobs, max_queue_depth, idempotency)
         except IntegrityError as error:
-            # The lock is the account's, the Idempotency-Key the user's: the same key sent at
-            # once for two of a user's accounts can pass both checks, and the loser's insert
-            # hits the unique index. Its transaction rolled back; the winner's task answers.
-            return self._idempotent_winner(error, task.user_id, idempotency), False
+            # A repeated Idempotency-Key: the insert hit the unique index and the transaction
+            # rolled back (credits and slot included). The first task answers.
+            return Admitted(self._idempotent_winner(error, task.user_id, idempotency), False)
+        except errors.VidmorphError:
+            # A repeat sent while its first was being admitted waits on the account's lock and
+            # may then find the account busy with that very task: the first task answers.
+            first = (
+                None if idempotency is None else self.find_idempotent(task.user_id, *idempotency)
+            )
+            if first is None:
+                raise
+            return Admitted(first, False)
 
     def _admit(
         self,
@@ -58,37 +81,36 @@ class TaskAdmission:
         max_jobs: int,
         max_queue_depth: int,
         idempotency: tuple[str, str] | None,
-    ) -> tuple[Task, bool]:
+    ) -> Admitted:
+        key = (accounts.c.user_id == task.user_id) & (accounts.c.email == task.email)
         with self.db.write() as conn:
-            acct = _lock_account(conn, task.user_id, task.email)
-            if idempotency is not None:
-                first = _by_idempotency(conn, task.user_id, *idempotency)
-                if first is not None:
-                    return first, False
-            if acct.suspended:
+            row = conn.execute(
+                update(accounts)
+                .where(key)
+                .values(credits_used=accounts.c.credits_used + task.credits)
+                .returning(*accounts.c)
+            ).one_or_none()
+            if row is None:
+                raise errors.NotFound(f"Account {task.email} not found.")
+            if row.suspended:
                 raise errors.AccountSuspended()
+            if row.credits_used > row.num_plan_credits:
+                raise errors.InsufficientCredits()
             running = conn.execute(
-                select(tasks.c.uuid, tasks.c.reply_url, tasks.c.reply_ref)
+                select(func.count())
                 .where(tasks.c.user_id == task.user_id, tasks.c.email == task.email)
                 .where(tasks.c.status.in_(IN_FLIGHT_VALUES))
-                .order_by(tasks.c.created_at)
-            ).all()
-            if len(running) >= max_jobs:
-                raise errors.AccountBusy(task.email, max_jobs, _running_list(task, running))
-            self.db.lock_queue(conn)
-            depth = conn.execute(
-                select(func.count()).select_from(tasks).where(tasks.c.status.in_(IN_FLIGHT_VALUES))
             ).scalar_one()
-            if depth >= max_queue_depth:
-                raise errors.QueueFull()
-            if task.credits > acct.num_plan_credits - acct.credits_used:
-                raise errors.InsufficientCredits()
-            charge(conn, task.user_id, task.email, task.credits)
+            if running >= max_jobs:
+                raise errors.AccountBusy(task.email, max_jobs, _running_list(conn, task))
             values = task_values(task)
             if idempotency is not None:
                 values.update(idempotency_key=idempotency[0], request_hash=idempotency[1])
             conn.execute(insert(tasks).values(**values))
-        return task, True
+            if not take_slot(conn, max_queue_depth):
+                raise errors.QueueFull()
+        self.queue.admitted(task.params.priority, task.created_at, task.uuid)
+        return Admitted(task, True, to_account(row))
 
     def add_moderated(
         self,
@@ -184,7 +206,15 @@ def _by_idempotency(conn: Connection, user_id: int, key: str, request_hash: str)
     return to_task(row, task_artifacts(conn, row.uuid))
 
 
-def _running_list(task: Task, running: Sequence[Any]) -> list[dict[str, Any]]:
+def _running_list(conn: Connection, task: Task) -> list[dict[str, Any]]:
+    """The account's tasks in flight, for the AccountBusy answer (a refusal, so off the hot
+    path)."""
+    rows = conn.execute(
+        select(tasks.c.uuid, tasks.c.reply_url, tasks.c.reply_ref)
+        .where(tasks.c.user_id == task.user_id, tasks.c.email == task.email)
+        .where(tasks.c.status.in_(IN_FLIGHT_VALUES))
+        .order_by(tasks.c.created_at)
+    ).all()
     return [
         {
             "email": task.email,
@@ -193,5 +223,5 @@ def _running_list(task: Task, running: Sequence[Any]) -> list[dict[str, Any]]:
             "replyUrl": r.reply_url,
             "replyRef": r.reply_ref,
         }
-        for r in running
+        for r in rows
     ]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
-from vidmorph.domain.models import Asset, MediaMeta
+from vidmorph.domain.models import Account, Asset, MediaMeta
+from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
-from vidmorph.store.tables import assets
+from vidmorph.store.joins import part, prefixed
+from vidmorph.store.tables import accounts, assets
 
 
-def to_asset(row: Row[Any]) -> Asset:
+def to_asset(row: Any) -> Asset:
+    """An asset from its row (or any object with its columns as attributes)."""
     meta = MediaMeta(**row.meta) if row.meta else None
     return Asset(
         uuid=row.uuid,
@@ -71,6 +74,25 @@ class AssetStore:
                 select(assets).where(assets.c.user_id == user_id, assets.c.uuid == uuid)
             ).one_or_none()
         return None if row is None else to_asset(row)
+
+    def with_account(self, user_id: int, uuid: str) -> tuple[Asset, Account | None] | None:
+        """The user's asset and the account it belongs to, joined in one statement."""
+        query = (
+            select(*assets.c, *prefixed(accounts, "account_"))
+            .select_from(
+                assets.outerjoin(
+                    accounts,
+                    (accounts.c.user_id == assets.c.user_id) & (accounts.c.email == assets.c.email),
+                )
+            )
+            .where(assets.c.user_id == user_id, assets.c.uuid == uuid)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(query).one_or_none()
+        if row is None:
+            return None
+        account = part(row, "account_", accounts)
+        return to_asset(row), None if account is None else to_account(account)
 
     def page(
         self, user_id: int, email: str, media_type: str | None, offset: int, limit: int

@@ -185,3 +185,12 @@ metric_series = Table(
     Column("labels", String(400), primary_key=True),
     Column("data", JSON, nullable=False),
 )
+
+#: service-wide figures kept exact in the transactions that change them: `in_flight` is the
+#: number of PENDING and RUNNING tasks, so admission checks the queue depth in one UPDATE
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)

@@ -1,24 +1,61 @@
 """TaskStore: admission (`admission.py`), status changes (`transitions.py`), tenant-scoped
-reads, queue position and speed figures."""
+reads, queue figures (`queue.py`) and speed figures."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import delete, func, select
 
-from vidmorph.domain.models import Task
+from vidmorph.domain.models import Account, Asset, Task
 from vidmorph.domain.states import IN_FLIGHT, TERMINAL, TaskStatus
+from vidmorph.store.accounts import to_account
 from vidmorph.store.admission import TaskAdmission
+from vidmorph.store.assets import to_asset
 from vidmorph.store.db import Database
-from vidmorph.store.tables import assets, deliveries, tasks
+from vidmorph.store.joins import part, prefixed
+from vidmorph.store.queue import LineSnapshot, QueueFigures
+from vidmorph.store.tables import accounts, assets, deliveries, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES, artifacts_of, task_artifacts, to_task
 from vidmorph.store.transitions import TaskTransitions
+
+_source = assets.alias("source")
+#: the task row, its source asset and its account, in one statement (GET /tasks/{taskId})
+_VIEW_COLUMNS = [*tasks.c, *prefixed(_source, "source_"), *prefixed(accounts, "account_")]
+_VIEW_FROM = tasks.outerjoin(
+    _source,
+    (_source.c.uuid == tasks.c.params["asset_uuid"].as_string())
+    & (_source.c.user_id == tasks.c.user_id),
+).outerjoin(accounts, (accounts.c.user_id == tasks.c.user_id) & (accounts.c.email == tasks.c.email))
 
 
 class TaskStore(TaskAdmission, TaskTransitions):
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.queue = QueueFigures(db)
+
+    def view(self, uuid: str, user_id: int) -> tuple[Task, Asset | None, Account | None] | None:
+        """The user's task with its source asset and account (joined, one statement), and its
+        artifacts (a second, only once it SUCCEEDED, the only status that has any)."""
+        query = (
+            select(*_VIEW_COLUMNS)
+            .select_from(_VIEW_FROM)
+            .where(tasks.c.uuid == uuid, tasks.c.user_id == user_id)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(query).one_or_none()
+            if row is None:
+                return None
+            artifacts: tuple[Asset, ...] = ()
+            if row.status == TaskStatus.SUCCEEDED.value:
+                artifacts = task_artifacts(conn, uuid)
+        source = part(row, "source_", assets)
+        account = part(row, "account_", accounts)
+        return (
+            to_task(row, artifacts),
+            None if source is None else to_asset(source),
+            None if account is None else to_account(account),
+        )
 
     def get(self, uuid: str, user_id: int | None = None) -> Task | None:
         """The task with its artifacts; None when absent or owned by another user."""
@@ -60,15 +97,12 @@ class TaskStore(TaskAdmission, TaskTransitions):
             return [to_task(r) for r in conn.execute(query).all()]
 
     def place_in_line(self, task: Task) -> int:
-        """1 for the next PENDING task to start, 2 for the one after it, and so on."""
-        prio = task.params.priority
-        ahead = and_(
-            tasks.c.status == TaskStatus.PENDING.value,
-            (tasks.c.priority < prio)
-            | ((tasks.c.priority == prio) & (tasks.c.created_at < task.created_at)),
-        )
-        with self.db.read() as conn:
-            return 1 + int(conn.execute(select(func.count()).where(ahead)).scalar_one())
+        """1 for the next PENDING task to start, 2 for the one after it, and so on (from the
+        line as of at most a second ago)."""
+        return self.line().place(task.params.priority, task.created_at, task.uuid)
+
+    def line(self) -> LineSnapshot:
+        return self.queue.snapshot()
 
     def counts(self) -> list[tuple[str, str, int]]:
         """(status, task type, how many) over every task, for /metrics."""
@@ -77,11 +111,6 @@ class TaskStore(TaskAdmission, TaskTransitions):
         )
         with self.db.read() as conn:
             return [(r[0], r[1], int(r[2])) for r in conn.execute(query).all()]
-
-    def running_count(self) -> int:
-        with self.db.read() as conn:
-            query = select(func.count()).where(tasks.c.status == TaskStatus.RUNNING.value)
-            return int(conn.execute(query).scalar_one())
 
     def finished_without_callback(self, before: datetime, limit: int = 100) -> list[str]:
         """Finished tasks with a replyUrl but no terminal delivery row: a process died between

@@ -2,7 +2,8 @@
 
 Duplicate deliveries, restarts and races between a cancel and a finishing worker all become
 no-ops here: the loser's UPDATE matches no row. Credits reserved at admission are released in
-the same transaction that moves a task to FAILED or CANCELLED.
+the same transaction that moves a task to FAILED or CANCELLED, and a task's place in the
+service-wide in-flight count in the one that moves it to any terminal status.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from vidmorph.domain.models import Asset, Task
 from vidmorph.domain.states import TERMINAL, TaskStatus, sources_of
 from vidmorph.store.assets import insert_asset
 from vidmorph.store.db import Database
+from vidmorph.store.queue import QueueFigures, release_slot
 from vidmorph.store.tables import accounts, tasks
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ def charge(conn: Connection, user_id: int, email: str, credits: int) -> None:
 
 class TaskTransitions:
     db: Database
+    queue: QueueFigures
 
     def get(self, uuid: str, user_id: int | None = None) -> Task | None:
         raise NotImplementedError
@@ -79,6 +82,7 @@ class TaskTransitions:
         won = conn.execute(query).rowcount == 1
         if won:
             log.info("task %s -> %s", uuid, to.value)
+            self.queue.invalidate()
             if to in _RELEASES_CREDITS:
                 row = conn.execute(
                     select(tasks.c.user_id, tasks.c.email, tasks.c.credits).where(
@@ -86,6 +90,10 @@ class TaskTransitions:
                     )
                 ).one()
                 charge(conn, row.user_id, row.email, -row.credits)
+            if to in TERMINAL:
+                # Every source of a terminal status is in flight (domain.states.ALLOWED). The
+                # counter row is locked last, after any account row, as admission does.
+                release_slot(conn)
         return won
 
     def claim(self, uuid: str, owner: str, lease_s: float) -> Task | None:

@@ -23,8 +23,8 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 def _create(
     ctx: AppContext, user: User, req: CreateRequest, task_type: str, key: str | None
 ) -> dict[str, Any]:
-    task, source = generate.create(ctx, user, req, task_type, key)
-    return task_view(ctx, task, source)
+    task, source, account = generate.create(ctx, user, req, task_type, key)
+    return task_view(ctx, task, source, account)
 
 
 @router.post("/gen3/video")

@@ -11,14 +11,15 @@ from vidmorph import errors
 from vidmorph.api.deps import CtxDep, UserDep
 from vidmorph.domain.states import parse_statuses
 from vidmorph.service import tasks
-from vidmorph.service.views import task_view, task_views
+from vidmorph.service.views import task_views
 
 router = APIRouter()
 
 
 @router.get("/tasks/{task_id}")
 def get_task(task_id: str, ctx: CtxDep, user: UserDep) -> Any:
-    return JSONResponse(task_view(ctx, tasks.get(ctx, user, task_id)))
+    # The hot path (clients poll it for every task in flight): one thread hop, here.
+    return JSONResponse(tasks.view(ctx, user, task_id))
 
 
 @router.get("/tasks/")

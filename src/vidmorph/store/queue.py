@@ -1,0 +1,134 @@
+"""The queue's cheap figures: the in-flight counter row and a cached snapshot of the line.
+
+The service-wide queue depth is one row (`counters.in_flight`) changed in the same transaction
+as the task: admission adds one with a conditional UPDATE that also enforces the limit, and every
+move to a terminal status takes one off. So no admission counts the queue or holds a
+service-wide lock across round trips; the row is locked only from that UPDATE, the last
+statement, to the commit. The sweeper's `reconcile` recounts it as a safety net.
+
+`placeInLine` and the running count come from a snapshot of the PENDING line, read in one
+statement at most once a second per process (tasks this process admits are added to it; a
+local status change makes the next poll read it again), so a poll costs no count over the
+queue. Another process's changes show within a second.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select, update
+
+from vidmorph.domain.states import TaskStatus
+from vidmorph.store.db import Database
+from vidmorph.store.tables import counters, tasks
+from vidmorph.store.task_rows import IN_FLIGHT_VALUES
+
+IN_FLIGHT_COUNTER = "in_flight"
+#: how long a snapshot of the line answers placeInLine before it is read again
+SNAPSHOT_TTL_S = 1.0
+
+_in_flight = counters.c.name == IN_FLIGHT_COUNTER
+
+
+def take_slot(conn: Connection, max_depth: int) -> bool:
+    """One more task in flight, unless `max_depth` are already; False when the queue is full."""
+    result = conn.execute(
+        update(counters)
+        .where(_in_flight, counters.c.value < max_depth)
+        .values(value=counters.c.value + 1)
+    )
+    return result.rowcount == 1
+
+
+def release_slot(conn: Connection) -> None:
+    """A task left PENDING/RUNNING for good: one fewer in flight."""
+    conn.execute(update(counters).where(_in_flight).values(value=counters.c.value - 1))
+
+
+@dataclass(frozen=True)
+class LineSnapshot:
+    """The PENDING tasks' queue keys in start order, and how many tasks were RUNNING."""
+
+    pending: list[tuple[int, datetime, str]]
+    running: int
+
+    def place(self, priority: int, created_at: datetime, uuid: str) -> int:
+        """1 for the next task to start. A task admitted after the snapshot lands behind
+        every task in it of its priority or better, which is where it queues."""
+        return 1 + bisect.bisect_left(self.pending, (priority, created_at, uuid))
+
+
+class QueueFigures:
+    """Per-process reader of the queue's figures (one per TaskStore)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._snapshot: LineSnapshot | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def depth(self) -> int:
+        with self.db.read() as conn:
+            return int(conn.execute(select(counters.c.value).where(_in_flight)).scalar_one())
+
+    def snapshot(self) -> LineSnapshot:
+        """The line as of at most SNAPSHOT_TTL_S ago; one thread reads while others use the
+        previous snapshot, if there is one."""
+        snap = self._snapshot
+        if snap is not None and time.monotonic() < self._expires:
+            return snap
+        if not self._lock.acquire(blocking=snap is None):
+            assert snap is not None
+            return snap
+        try:
+            if self._snapshot is None or time.monotonic() >= self._expires:
+                self._snapshot = self._read()
+                self._expires = time.monotonic() + SNAPSHOT_TTL_S
+            return self._snapshot
+        finally:
+            self._lock.release()
+
+    def admitted(self, priority: int, created_at: datetime, uuid: str) -> None:
+        """A task this process just admitted joins the snapshot where it queues (a task of a
+        better priority lands ahead of older ones), so its neighbours' places stay right."""
+        with self._lock:
+            if self._snapshot is not None:
+                bisect.insort(self._snapshot.pending, (priority, created_at, uuid))
+
+    def invalidate(self) -> None:
+        """A task of this process changed status: the next poll reads the line again."""
+        self._expires = 0.0
+
+    def _read(self) -> LineSnapshot:
+        query = select(tasks.c.status, tasks.c.priority, tasks.c.created_at, tasks.c.uuid).where(
+            tasks.c.status.in_(IN_FLIGHT_VALUES)
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        pending = sorted(
+            (r.priority, r.created_at, r.uuid) for r in rows if r.status == TaskStatus.PENDING
+        )
+        return LineSnapshot(pending, len(rows) - len(pending))
+
+    def reconcile(self) -> tuple[int, int]:
+        """Set the in-flight counter to the real count; (was, is). The counter row is locked
+        before counting, so admissions and terminal moves that race this one queue behind it
+        with their change still to apply, and the count they are missing is theirs."""
+        with self.db.write() as conn:
+            was = conn.execute(
+                select(counters.c.value).where(_in_flight).with_for_update()
+            ).scalar_one_or_none()
+            real = int(
+                conn.execute(
+                    select(func.count()).where(tasks.c.status.in_(IN_FLIGHT_VALUES))
+                ).scalar_one()
+            )
+            if was is None:
+                conn.execute(counters.insert().values(name=IN_FLIGHT_COUNTER, value=real))
+            elif was != real:
+                conn.execute(update(counters).where(_in_flight).values(value=real))
+        return (-1 if was is None else int(was)), real
