@@ -1,172 +1,351 @@
-"""Admission benchmark: POST /gen3/video throughput and p99 at 32 clients vs GET /healthz.
+"""HTTP tier benchmark: the hot paths against /healthz and /healthz against bare FastAPI.
 
-Starts `vidmorph serve` (SQLite, admit-only: VIDMORPH_WORKERS=0) as a subprocess, then drives
-it with 32 keep-alive connections from a small asyncio HTTP/1.1 client (httpx itself would be the
-bottleneck on 2 cores). Each admission client posts a task and cancels it (DELETE) so its
-account never fills up; only the POST latencies are counted. The baseline is the same server's
-/healthz with the same clients, measured in the same run.
+Measured with wrk (Debian's package `wrk`), 32 keep-alive connections, in one run:
 
-    .venv/bin/python bench/admission_bench.py [--clients 32] [--seconds 8]
+- GET /healthz of `vidmorph serve` and of a one-route FastAPI app under the same uvicorn
+  settings (`bench/bare_app.py`);
+- GET /tasks/{taskId} of a PENDING task, and POST /gen3/video, on SQLite and on PostgreSQL;
+- on PostgreSQL, POST throughput of `vidmorph serve --processes 2` against `--processes 1`.
+
+Servers admit only (VIDMORPH_WORKERS=0). Each POST phase gets fresh accounts (maxJobs 10, one
+asset each, written straight into the database) so no account fills, and the queue is emptied
+between phases. Rounds alternate the order of the phases; medians and ranges are printed.
+Statements per request are counted (SQLAlchemy cursor events) on an in-process server over
+the same database, through real HTTP.
+
+    apt-get install wrk
+    .venv/bin/python bench/admission_bench.py [--rounds 3] [--seconds 5] [--db sqlite,postgres]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
-import socket
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, event, insert, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.harness import free_port, fresh_postgres_url, start_server  # noqa: E402
+from tests.services import Proc, vidmorph_env, wait_healthy  # noqa: E402
 from tests.videos import make_video  # noqa: E402
 
+from vidmorph.config import Settings  # noqa: E402
+from vidmorph.domain.clock import utcnow  # noqa: E402
+from vidmorph.domain.ids import format_id, new_uuid  # noqa: E402
+from vidmorph.store.tables import accounts, assets  # noqa: E402
+
 TOKEN = "user:1-benchtoken000000000000000000"
-PROMPTS = [f"the same street, but at night in the rain, take {i}" for i in range(64)]
+API = "/v1/runwayml"
+#: accounts made for each POST phase: 10 admissions each, more than a phase makes
+ACCOUNTS_PER_PHASE = 6000
 
 
-class Conn:
-    """One keep-alive HTTP/1.1 connection; enough of the protocol for this server."""
+def wrk(url: str, seconds: float, connections: int, script: Path | None = None) -> dict[str, float]:
+    """One wrk run; its requests per second and latency percentiles (ms)."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency"]
+    args += ["-H", f"Authorization: Bearer {TOKEN}"]
+    if script is not None:
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{errors.group(1)} failed requests:\n{out}")
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert m, out
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        result[f"p{pct}_ms"] = float(m.group(1)) * scale
+    return result
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
 
-    @classmethod
-    async def open(cls, port: int) -> Conn:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
+def post_script(path: Path, asset_ids: list[str]) -> Path:
+    """A wrk script that posts a create for each asset id, ten times over, in turn."""
+    bodies = [
+        json.dumps({"assetId": a, "text_prompt": f"the same street at night, take {i}"})
+        for i, a in enumerate(asset_ids)
+    ]
+    lua = "bodies = {" + ",".join(json.dumps(b) for b in bodies) + "}\n"
+    lua += (
+        "n = 0\n"
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "request = function()\n"
+        "  n = n + 1\n"
+        "  return wrk.format(nil, nil, nil, bodies[(n % #bodies) + 1])\n"
+        "end\n"
+    )
+    path.write_text(lua)
+    return path
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        self.writer.write(head.encode() + body)
-        status_line = await self.reader.readline()
-        status = int(status_line.split()[1])
-        length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
+
+class Database:
+    """Direct access for set-up between phases (what a bench may do and a client may not)."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+
+    def fresh_accounts(self, source_asset_uuid: str, n: int) -> list[str]:
+        """`n` new accounts of user 1 with a copy of the source asset each; their asset ids."""
+        with self.engine.begin() as conn:
+            src = conn.execute(select(assets).where(assets.c.uuid == source_asset_uuid)).one()
+            now, tag = utcnow(), new_uuid()[:8]
+            emails = [f"b{tag}{i}@bench.local" for i in range(n)]
+            conn.execute(
+                insert(accounts),
+                [
+                    dict(
+                        user_id=1,
+                        email=e,
+                        max_jobs=10,
+                        plan="standard",
+                        num_plan_credits=10**9,
+                        credits_used=0,
+                        suspended=False,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    for e in emails
+                ],
+            )
+            rows = [
+                {**src._asdict(), "uuid": new_uuid(), "email": e, "created_at": now} for e in emails
+            ]
+            conn.execute(insert(assets), rows)
+        return [format_id(1, r["email"], "asset", r["uuid"]) for r in rows]
+
+    def empty_queue(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE tasks SET status = 'CANCELLED' WHERE status IN ('PENDING','RUNNING')")
+            )
+            conn.execute(text("UPDATE counters SET value = 0 WHERE name = 'in_flight'"))
+
+
+@contextmanager
+def serve(work: Path, db_url: str, processes: int = 1) -> Iterator[str]:
+    port = free_port()
+    env = vidmorph_env(
+        data_dir=str(work / "data"),
+        database_url=db_url,
+        port=str(port),
+        api_token=TOKEN,
+        workers="0",
+        max_queue_depth="10000000",
+    )
+    proc = Proc(["serve", "--processes", str(processes)], env, work / f"serve-{port}.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, proc)
+        yield base
+    finally:
+        proc.stop()
+
+
+@contextmanager
+def bare_app(work: Path) -> Iterator[str]:
+    port = free_port()
+    log = (work / "bare.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "bare_app.py"), str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
                 break
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        return status, await self.reader.readexactly(length) if length else b""
+            except httpx.TransportError:
+                subprocess.run(["sleep", "0.1"])
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
-async def healthz_client(port: int, stop_at: float, lat: list[float]) -> None:
-    conn = await Conn.open(port)
-    while time.perf_counter() < stop_at:
-        t0 = time.perf_counter()
-        status, _ = await conn.request("GET", "/healthz")
-        lat.append(time.perf_counter() - t0)
-        assert status == 200
+def upload_and_task(base: str, video: Path) -> tuple[str, str, str]:
+    """An uploaded asset (its id and uuid) and one PENDING task id on the server."""
+    client = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    asset = client.post(
+        f"{base}{API}/assets/",
+        params={"name": "b"},
+        content=video.read_bytes(),
+        headers={"Content-Type": "video/mp4"},
+    ).json()
+    task = client.post(
+        f"{base}{API}/gen3/video", json={"assetId": asset["assetId"], "text_prompt": "warm up"}
+    )
+    assert task.status_code == 200, task.text
+    return asset["assetId"], asset["id"], task.json()["taskId"]
 
 
-async def admit_client(port: int, asset_id: str, stop_at: float, lat: list[float], n: int) -> None:
-    conn = await Conn.open(port)
-    i = n
-    while time.perf_counter() < stop_at:
-        body = json.dumps({"assetId": asset_id, "text_prompt": PROMPTS[i % len(PROMPTS)]})
-        i += 1
-        t0 = time.perf_counter()
-        status, payload = await conn.request("POST", "/v1/runwayml/gen3/video", body.encode())
-        lat.append(time.perf_counter() - t0)
-        assert status == 200, payload[:300]
-        task_id = json.loads(payload)["taskId"]
-        status, _ = await conn.request("DELETE", f"/v1/runwayml/tasks/{task_id}")
-        assert status == 204
+def count_statements(settings: Settings, asset_uuid: str, n: int = 200) -> dict[str, float]:
+    """Statements per GET /tasks/{id} (PENDING) and per POST /gen3/video over real HTTP on an
+    in-process server, counted from SQLAlchemy's cursor events (transactions from its begin
+    events); averaged over `n` requests after a warm-up."""
+    with start_server(settings) as live:
+        db = Database(settings.database_url)
+        ids = db.fresh_accounts(asset_uuid, n // 10 + 2)
+        task_id = live.create({"assetId": ids[-1], "text_prompt": "warm up"}).json()["taskId"]
+        seen = {"statements": 0, "transactions": 0}
 
+        def on_execute(*_: Any) -> None:
+            seen["statements"] += 1
 
-async def run_phase(
-    kind: str, port: int, clients: int, seconds: float, assets: list[str]
-) -> dict[str, float]:
-    lat: list[float] = []
-    warm_stop = time.perf_counter() + 1.0
-    stop_at = warm_stop + seconds
-    if kind == "healthz":
-        jobs = [healthz_client(port, warm_stop, []) for _ in range(clients)]
-    else:
-        jobs = [admit_client(port, assets[c], warm_stop, [], c) for c in range(clients)]
-    await asyncio.gather(*jobs)  # warm-up second, not counted
-    if kind == "healthz":
-        jobs = [healthz_client(port, stop_at, lat) for _ in range(clients)]
-    else:
-        jobs = [admit_client(port, assets[c], stop_at, lat, c) for c in range(clients)]
-    t0 = time.perf_counter()
-    await asyncio.gather(*jobs)
-    elapsed = time.perf_counter() - t0
-    lat.sort()
+        def on_begin(*_: Any) -> None:
+            seen["transactions"] += 1
+
+        engine = live.ctx.db.engine
+        event.listen(engine, "before_cursor_execute", on_execute)
+        event.listen(engine, "begin", on_begin)
+
+        def measure(call: Callable[[int], None]) -> tuple[float, float]:
+            call(-1)  # warm caches (token, line snapshot) as a steady poller sees them
+            seen.update(statements=0, transactions=0)
+            for i in range(n):
+                call(i)
+            return seen["statements"] / n, seen["transactions"] / n
+
+        def get(_: int) -> None:
+            assert live.client.get(f"{live.api}/tasks/{task_id}").status_code == 200
+
+        def post(i: int) -> None:
+            body = {"assetId": ids[(i + 1) // 10], "text_prompt": f"p{i}"}
+            assert live.create(body).status_code == 200
+
+        get_s, get_t = measure(get)
+        post_s, post_t = measure(post)
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine, "begin", on_begin)
+    # SQLite's BEGIN IMMEDIATE is a statement of its own; PostgreSQL's BEGIN is implicit.
+    begin = 1 if settings.database_url.startswith("sqlite") else 0
     return {
-        "requests": len(lat),
-        "rps": len(lat) / elapsed,
-        "p50_ms": statistics.median(lat) * 1000,
-        "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+        "get": get_s,
+        "get_tx": get_t,
+        "post": post_s - begin * post_t,
+        "post_tx": post_t,
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def summary(values: list[float], fmt: str = "{:.0f}") -> str:
+    med = statistics.median(values)
+    return f"{fmt.format(med)} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDMORPH_")}
-    env.update(
-        VIDMORPH_DATA_DIR=str(data_dir),
-        VIDMORPH_PORT=str(port),
-        VIDMORPH_API_TOKEN=TOKEN,
-        VIDMORPH_WORKERS="0",
-        VIDMORPH_MAX_QUEUE_DEPTH="100000",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidmorph", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
+@contextmanager
+def database_url(kind: str, work: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{work / kind / 'data' / 'vidmorph.db'}"
+    else:
+        with fresh_postgres_url() as url:
+            yield url
 
 
-def setup_accounts(port: int, clients: int, video: Path) -> list[str]:
-    """One account per client (maxJobs 10), each with its own uploaded asset."""
-    api = f"http://127.0.0.1:{port}/v1/runwayml"
-    client = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
-    assets = []
-    for c in range(clients):
-        email = f"bench{c}@vidmorph.local"
-        client.post(f"{api}/accounts/{email}", json={"maxJobs": 10, "numPlanCredits": 10**9})
-        resp = client.post(
-            f"{api}/assets/",
-            params={"name": "b", "email": email},
-            content=video.read_bytes(),
-            headers={"Content-Type": "video/mp4"},
+def run_db(kind: str, work: Path, rounds: int, seconds: float, conns: int, video: Path) -> None:
+    (work / kind).mkdir(exist_ok=True)
+    res: dict[str, list[dict[str, float]]] = {"healthz": [], "bare": [], "get": [], "post": []}
+    with database_url(kind, work) as db_url:
+        db = Database(db_url)
+        with serve(work / kind, db_url) as base, bare_app(work / kind) as bare:
+            _, asset_uuid, task_id = upload_and_task(base, video)
+            phases = {
+                "healthz": lambda: wrk(f"{base}/healthz", seconds, conns),
+                "bare": lambda: wrk(f"{bare}/healthz", seconds, conns),
+                "get": lambda: wrk(f"{base}{API}/tasks/{task_id}", seconds, conns),
+                "post": lambda: post_phase(db, base, asset_uuid, seconds, conns, work),
+            }
+            for r in range(rounds):
+                for name in list(phases) if r % 2 == 0 else list(reversed(phases)):
+                    res[name].append(phases[name]())
+        db.empty_queue()
+        settings = Settings(
+            data_dir=work / kind / "data",
+            database_url=db_url,
+            workers=0,
+            api_token=TOKEN,
+            max_queue_depth=10**7,
         )
-        assets.append(resp.json()["assetId"])
-    # The first check loads the moderation classifier; do it before timing.
-    client.post(f"{api}/gen3/video", json={"assetId": assets[0], "text_prompt": "warm up"})
-    return assets
+        counts = count_statements(settings, asset_uuid)
+        db.engine.dispose()
+    report(kind, res, counts)
+
+
+def post_phase(
+    db: Database, base: str, asset_uuid: str, seconds: float, conns: int, work: Path
+) -> dict[str, float]:
+    db.empty_queue()
+    ids = db.fresh_accounts(asset_uuid, ACCOUNTS_PER_PHASE)
+    return wrk(f"{base}{API}/gen3/video", seconds, conns, post_script(work / "post.lua", ids))
+
+
+def report(kind: str, res: dict[str, list[dict[str, float]]], counts: dict[str, float]) -> None:
+    health = [r["rps"] for r in res["healthz"]]
+    print(f"\n## {kind}: medians (ranges) of {len(health)} rounds")
+    print("| request | req/s | p50 ms | p99 ms | ratio to /healthz | statements |")
+    print("|---|---|---|---|---|---|")
+    labels = {
+        "bare": "GET /healthz, one-route FastAPI",
+        "healthz": "GET /healthz",
+        "get": "GET /tasks/{taskId} (PENDING)",
+        "post": "POST /gen3/video",
+    }
+    stmts = {
+        "get": f"{counts['get']:.2f} ({counts['get_tx']:.0f} tx)",
+        "post": f"{counts['post']:.2f} ({counts['post_tx']:.2f} tx)",
+    }
+    for name, label in labels.items():
+        rps = [r["rps"] for r in res[name]]
+        ratios = [a / b for a, b in zip(rps, health, strict=True)]
+        print(
+            f"| {label} | {summary(rps)} | {summary([r['p50_ms'] for r in res[name]], '{:.1f}')} "
+            f"| {summary([r['p99_ms'] for r in res[name]], '{:.1f}')} | "
+            f"{summary(ratios, '{:.2f}')} | {stmts.get(name, '0')} |"
+        )
+    bare = [r["rps"] for r in res["bare"]]
+    print(
+        f"/healthz against bare FastAPI: {summary([a / b for a, b in zip(health, bare, strict=True)], '{:.2f}')}"
+    )
+
+
+def run_processes(work: Path, rounds: int, seconds: float, conns: int, video: Path) -> None:
+    """POST throughput on PostgreSQL: `--processes 2` against `--processes 1`, alternating."""
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    p99: dict[int, list[float]] = {1: [], 2: []}
+    with fresh_postgres_url() as db_url:
+        db = Database(db_url)
+        for r in range(rounds):
+            for procs in (1, 2) if r % 2 == 0 else (2, 1):
+                (work / f"p{procs}").mkdir(exist_ok=True)
+                with serve(work / f"p{procs}", db_url, procs) as base:
+                    _, asset_uuid, _ = upload_and_task(base, video)
+                    post_phase(db, base, asset_uuid, 1, conns, work)  # warm every process
+                    out = post_phase(db, base, asset_uuid, seconds, conns, work)
+                rates[procs].append(out["rps"])
+                p99[procs].append(out["p99_ms"])
+    ratios = [b / a for a, b in zip(rates[1], rates[2], strict=True)]
+    print("\n## PostgreSQL, POST /gen3/video by server processes")
+    print("| processes | req/s | p99 ms |")
+    print("|---|---|---|")
+    for procs in (1, 2):
+        print(f"| {procs} | {summary(rates[procs])} | {summary(p99[procs], '{:.1f}')} |")
+    print(f"2 processes against 1: {summary(ratios, '{:.2f}')}")
 
 
 def cpu_model() -> str:
@@ -178,34 +357,21 @@ def cpu_model() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--no-processes", action="store_true", help="skip the 1-vs-2 processes")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        proc = start_server(Path(tmp) / "data", port)
-        try:
-            video = make_video(Path(tmp) / "in.mp4", seconds=1)
-            assets = setup_accounts(port, args.clients, video)
-            health = asyncio.run(run_phase("healthz", port, args.clients, args.seconds, assets))
-            admit = asyncio.run(run_phase("admit", port, args.clients, args.seconds, assets))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    ratio = admit["rps"] / health["rps"]
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}")
-    print(f"clients: {args.clients}, {args.seconds:.0f} s per phase, SQLite, admit-only server")
-    print("| phase | requests | req/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|")
-    for name, r in (("GET /healthz (baseline)", health), ("POST /gen3/video", admit)):
-        print(
-            f"| {name} | {r['requests']:.0f} | {r['rps']:.0f} | {r['p50_ms']:.1f} | "
-            f"{r['p99_ms']:.1f} |"
-        )
-    print(
-        f"ratio POST/healthz throughput: {ratio:.2f} (aim >= 0.5); "
-        f"POST p99 {admit['p99_ms']:.1f} ms (aim < 25)"
-    )
+    print(f"wrk -t1 -c{args.connections}, {args.seconds:.0f} s per phase, {args.rounds} rounds")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        video = make_video(work / "in.mp4", seconds=1)
+        for kind in args.db.split(","):
+            run_db(kind, work, args.rounds, args.seconds, args.connections, video)
+        if not args.no_processes and "postgres" in args.db:
+            run_processes(work, args.rounds, args.seconds, args.connections, video)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from tests.videos import make_video
 from vidmorph.api.app import create_app
+from vidmorph.api.server import uvicorn_options
 from vidmorph.config import Settings
 from vidmorph.container import Services, build_services
 from vidmorph.service.accounts import ensure_default_setup
@@ -83,9 +84,8 @@ def start_server(settings: Settings) -> Iterator[LiveServer]:
     services = build_services(settings)
     _, token = ensure_default_setup(services.ctx)
     assert token is not None
-    config = uvicorn.Config(
-        create_app(services), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    options = {**uvicorn_options(settings), "log_level": "warning"}
+    config = uvicorn.Config(create_app(services), lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

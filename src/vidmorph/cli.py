@@ -54,6 +54,7 @@ def serve(
     workers); with VIDMORPH_BROKER_URL it sends tasks to `vidmorph worker`s instead."""
     import uvicorn
 
+    from vidmorph.api.server import uvicorn_options
     from vidmorph.container import build_context
 
     _logging()
@@ -63,25 +64,19 @@ def serve(
     if port is not None:
         os.environ["VIDMORPH_PORT"] = str(port)
     settings = Settings()
+    options = uvicorn_options(settings)
     if processes == 1:
         from vidmorph.api.app import create_app
         from vidmorph.container import build_services
 
         services = build_services(settings)
         _announce(settings, services.ctx)
-        uvicorn.run(create_app(services), host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(create_app(services), **options)
         return
     ctx = build_context(settings)  # migrates once, before the processes start
     _announce(settings, ctx)
     ctx.db.close()
-    uvicorn.run(
-        "vidmorph.api.app:app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=processes,
-        log_level="info",
-    )
+    uvicorn.run("vidmorph.api.app:app_from_environment", factory=True, workers=processes, **options)
 
 
 def _announce(settings: Settings, ctx: AppContext) -> None:

@@ -50,6 +50,26 @@ class Settings(BaseSettings):
     max_queue_depth: int = Field(200, ge=1, description="PENDING+RUNNING tasks service-wide.")
 
     max_upload_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Largest asset upload.")
+    max_json_bytes: int = Field(1024 * 1024, ge=1024, description="Largest JSON or form body.")
+
+    # The HTTP server (api/server.py): limits every process applies before the app runs.
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request line plus headers; more gets 431."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Time a client has to send a request's line and headers."
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="Longest pause inside a request body; a stalled one gets 408."
+    )
+    keep_alive_s: float = Field(
+        65.0, gt=0, description="Idle keep-alive connections close after this (above 60 s LBs)."
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Open connections per process; past it, answers are 503."
+    )
+    backlog: int = Field(2048, ge=1, description="Connections the kernel queues per process.")
+    access_log: bool = Field(False, description="Log a line per request (costs ~15% of rps).")
     max_seconds: int = Field(10, ge=1, le=60, description="Longest output a task may ask for.")
     url_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Lifetime of signed file URLs.")
 

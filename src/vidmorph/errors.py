@@ -65,6 +65,12 @@ class PayloadTooLarge(VidmorphError):
     status = 413
 
 
+class RequestTimeout(VidmorphError):
+    """The request body stalled: nothing arrived for too long."""
+
+    status = 408
+
+
 class UnsupportedMediaType(BadRequest):
     """Unsupported Content-Type."""
 

@@ -12,6 +12,7 @@ from vidmorph import __version__
 from vidmorph.api import errors
 from vidmorph.api.guards import RefuseNul
 from vidmorph.api.routes import accounts, assets, features, gen3, ops, tasks
+from vidmorph.api.server import configure_limits
 from vidmorph.config import Settings
 from vidmorph.container import Services, build_services
 from vidmorph.service.accounts import Authenticator
@@ -55,4 +56,6 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app of one `vidmorph serve --processes N` process: settings from the environment,
     services of its own (the parent migrated the schema and made the default set-up)."""
-    return create_app(build_services(Settings()))
+    settings = Settings()
+    configure_limits(settings)
+    return create_app(build_services(settings))

@@ -10,11 +10,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from vidmorph import errors
+from vidmorph.api import bodies
 from vidmorph.api.errors import describe_errors
 from vidmorph.domain.models import User
 from vidmorph.service.accounts import Authenticator
 from vidmorph.service.context import AppContext
-
 
 # Both are `async def`: FastAPI runs a plain `def` dependency in the threadpool, a hop that
 # costs more than the work. Only a token not yet verified goes to a thread (the database).
@@ -40,14 +40,18 @@ UserDep = Annotated[User, Depends(get_user)]
 
 
 async def read_body(request: Request) -> dict[str, Any]:
-    """A JSON or form body as a dict; form values stay strings for pydantic to coerce."""
+    """A JSON or form body as a dict; form values stay strings for pydantic to coerce. The
+    body is bounded by VIDMORPH_MAX_JSON_BYTES (413) and VIDMORPH_BODY_TIMEOUT_S (408)."""
     # compat(useapi §1): every create endpoint takes JSON or multipart/form-data.
+    settings = request.app.state.ctx.settings
+    raw = await bodies.read_all(request, settings.body_timeout_s, settings.max_json_bytes)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        # Starlette parses a form from the body it cached; ours was read with its bounds.
+        request._body = raw
         form = await request.form()
         data: Any = {k: v for k, v in form.items() if isinstance(v, str) and v != ""}
     else:
-        raw = await request.body()
         if not raw.strip():
             return {}
         try:

@@ -2,8 +2,8 @@
 
 Every API process runs a Sweeper thread; each round, it tries to take (or renew) the `sweeper`
 lease in the database, and only the holder sweeps: lapsed leases, PENDING re-dispatch, lost
-callbacks, silent workers, and (each minute) a recount of the queue-depth counter. When the leader dies its lease lapses and another process takes over
-within one lease.
+callbacks, silent workers, and (each minute) a recount of the queue-depth counter. When the
+leader dies its lease lapses and another process takes over within one lease.
 """
 
 from __future__ import annotations

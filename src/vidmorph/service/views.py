@@ -127,8 +127,25 @@ def _ratio_text(ratio: float) -> str:
     return text or "0"
 
 
+#: a signed URL is reused this long (its lifetime is then at least url_ttl_s minus this)
+_URL_REUSE_S = 60.0
+_URLS: dict[tuple[int, str], tuple[float, str]] = {}
+
+
 def _url(ctx: AppContext, key: str | None) -> str | None:
-    return None if key is None else ctx.storage.url(key, ctx.settings.url_ttl_s)
+    """The signed URL of `key`. Signing (an HMAC, or an S3 presign) is redone at most once a
+    minute per key, not on every poll of a task that shows it."""
+    if key is None:
+        return None
+    now = time.monotonic()
+    hit = _URLS.get((id(ctx), key))
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    url = ctx.storage.url(key, ctx.settings.url_ttl_s)
+    if len(_URLS) > 10_000:
+        _URLS.clear()
+    _URLS[(id(ctx), key)] = (now + min(_URL_REUSE_S, ctx.settings.url_ttl_s / 10), url)
+    return url
 
 
 def _metadata(asset: Asset) -> dict[str, Any] | None:

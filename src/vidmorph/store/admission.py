@@ -16,10 +16,11 @@ with the first task; a flagged prompt's task is stored FAILED with a strike on t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Executable, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from vidmorph import errors
@@ -28,7 +29,8 @@ from vidmorph.domain.ids import format_id
 from vidmorph.domain.models import Account, Task
 from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
-from vidmorph.store.queue import QueueFigures, take_slot
+from vidmorph.store.prepared import Statements, arg
+from vidmorph.store.queue import QueueFigures, take_slot_sql
 from vidmorph.store.tables import accounts, moderation_events, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES, task_artifacts, task_values, to_task
 
@@ -41,9 +43,31 @@ class Admitted(NamedTuple):
     account: Account | None = None
 
 
+_TASK_COLUMNS = [c.name for c in tasks.c]
+_who = (accounts.c.user_id == arg("p_user")) & (accounts.c.email == arg("p_email"))
+
+#: the admission's statements, prepared once (store.prepared): this is the hottest write path
+ADMISSION_SQL: dict[str, Callable[[], Executable]] = {
+    "reserve": lambda: (
+        update(accounts)
+        .where(_who)
+        .values(credits_used=accounts.c.credits_used + arg("p_credits"))
+        .returning(*accounts.c)
+    ),
+    "busy": lambda: (
+        select(func.count())
+        .where(tasks.c.user_id == arg("p_user"), tasks.c.email == arg("p_email"))
+        .where(tasks.c.status.in_(IN_FLIGHT_VALUES))
+    ),
+    "insert": lambda: insert(tasks).values({c: arg(f"p_{c.name}", c.type) for c in tasks.c}),
+    "take_slot": lambda: take_slot_sql(),
+}
+
+
 class TaskAdmission:
     db: Database
     queue: QueueFigures
+    sql: Statements
 
     def admit(
         self,
@@ -82,32 +106,23 @@ class TaskAdmission:
         max_queue_depth: int,
         idempotency: tuple[str, str] | None,
     ) -> Admitted:
-        key = (accounts.c.user_id == task.user_id) & (accounts.c.email == task.email)
+        sql, who = self.sql, {"p_user": task.user_id, "p_email": task.email}
         with self.db.write() as conn:
-            row = conn.execute(
-                update(accounts)
-                .where(key)
-                .values(credits_used=accounts.c.credits_used + task.credits)
-                .returning(*accounts.c)
-            ).one_or_none()
+            row = sql["reserve"].one_or_none(conn, p_credits=task.credits, **who)
             if row is None:
                 raise errors.NotFound(f"Account {task.email} not found.")
             if row.suspended:
                 raise errors.AccountSuspended()
             if row.credits_used > row.num_plan_credits:
                 raise errors.InsufficientCredits()
-            running = conn.execute(
-                select(func.count())
-                .where(tasks.c.user_id == task.user_id, tasks.c.email == task.email)
-                .where(tasks.c.status.in_(IN_FLIGHT_VALUES))
-            ).scalar_one()
-            if running >= max_jobs:
+            if sql["busy"].scalar(conn, **who) >= max_jobs:
                 raise errors.AccountBusy(task.email, max_jobs, _running_list(conn, task))
-            values = task_values(task)
+            values = dict.fromkeys(_TASK_COLUMNS)
+            values.update(task_values(task))
             if idempotency is not None:
                 values.update(idempotency_key=idempotency[0], request_hash=idempotency[1])
-            conn.execute(insert(tasks).values(**values))
-            if not take_slot(conn, max_queue_depth):
+            sql["insert"].rowcount(conn, **{f"p_{k}": v for k, v in values.items()})
+            if not sql["take_slot"].rowcount(conn, p_max=max_queue_depth):
                 raise errors.QueueFull()
         self.queue.admitted(task.params.priority, task.created_at, task.uuid)
         return Admitted(task, True, to_account(row))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, Select, delete, insert, select
 
 from vidmorph.domain.models import Account, Asset, MediaMeta
 from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
 from vidmorph.store.joins import part, prefixed
+from vidmorph.store.prepared import Statements, arg
 from vidmorph.store.tables import accounts, assets
 
 
@@ -60,9 +61,19 @@ def insert_asset(conn: Connection, asset: Asset) -> None:
     conn.execute(insert(assets).values(**asset_values(asset)))
 
 
+def _with_account_sql() -> Select[Any]:
+    owner = (accounts.c.user_id == assets.c.user_id) & (accounts.c.email == assets.c.email)
+    return (
+        select(*assets.c, *prefixed(accounts, "account_"))
+        .select_from(assets.outerjoin(accounts, owner))
+        .where(assets.c.user_id == arg("p_user"), assets.c.uuid == arg("p_uuid"))
+    )
+
+
 class AssetStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.sql = Statements(db.engine.dialect, {"with_account": _with_account_sql})
 
     def add(self, asset: Asset) -> None:
         with self.db.write() as conn:
@@ -76,19 +87,10 @@ class AssetStore:
         return None if row is None else to_asset(row)
 
     def with_account(self, user_id: int, uuid: str) -> tuple[Asset, Account | None] | None:
-        """The user's asset and the account it belongs to, joined in one statement."""
-        query = (
-            select(*assets.c, *prefixed(accounts, "account_"))
-            .select_from(
-                assets.outerjoin(
-                    accounts,
-                    (accounts.c.user_id == assets.c.user_id) & (accounts.c.email == assets.c.email),
-                )
-            )
-            .where(assets.c.user_id == user_id, assets.c.uuid == uuid)
-        )
-        with self.db.read() as conn:
-            row = conn.execute(query).one_or_none()
+        """The user's asset and the account it belongs to, joined in one prepared statement
+        (admission reads it first)."""
+        with self.db.raw_read() as conn:
+            row = self.sql["with_account"].one_or_none(conn, p_user=user_id, p_uuid=uuid)
         if row is None:
             return None
         account = part(row, "account_", accounts)

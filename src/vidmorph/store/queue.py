@@ -20,10 +20,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Update, func, select, update
 
 from vidmorph.domain.states import TaskStatus
 from vidmorph.store.db import Database
+from vidmorph.store.prepared import arg
 from vidmorph.store.tables import counters, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES
 
@@ -34,14 +35,14 @@ SNAPSHOT_TTL_S = 1.0
 _in_flight = counters.c.name == IN_FLIGHT_COUNTER
 
 
-def take_slot(conn: Connection, max_depth: int) -> bool:
-    """One more task in flight, unless `max_depth` are already; False when the queue is full."""
-    result = conn.execute(
+def take_slot_sql() -> Update:
+    """One more task in flight unless `p_max` already are: a conditional UPDATE that changes no
+    row when the queue is full (run prepared by admission, store.prepared)."""
+    return (
         update(counters)
-        .where(_in_flight, counters.c.value < max_depth)
+        .where(_in_flight, counters.c.value < arg("p_max"))
         .values(value=counters.c.value + 1)
     )
-    return result.rowcount == 1
 
 
 def release_slot(conn: Connection) -> None:

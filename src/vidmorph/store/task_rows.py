@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, select
 
 from vidmorph.domain.models import Asset, GenerationParams, Task
 from vidmorph.domain.states import IN_FLIGHT, TaskStatus
@@ -15,7 +15,8 @@ from vidmorph.store.tables import assets
 IN_FLIGHT_VALUES = [s.value for s in IN_FLIGHT]
 
 
-def to_task(row: Row[Any], artifacts: tuple[Asset, ...] = ()) -> Task:
+def to_task(row: Any, artifacts: tuple[Asset, ...] = ()) -> Task:
+    """A task from its row (or any object with its columns as attributes)."""
     return Task(
         uuid=row.uuid,
         user_id=row.user_id,

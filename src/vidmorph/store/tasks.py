@@ -4,16 +4,18 @@ reads, queue figures (`queue.py`) and speed figures."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 
 from vidmorph.domain.models import Account, Asset, Task
 from vidmorph.domain.states import IN_FLIGHT, TERMINAL, TaskStatus
 from vidmorph.store.accounts import to_account
-from vidmorph.store.admission import TaskAdmission
+from vidmorph.store.admission import ADMISSION_SQL, TaskAdmission
 from vidmorph.store.assets import to_asset
 from vidmorph.store.db import Database
 from vidmorph.store.joins import part, prefixed
+from vidmorph.store.prepared import Statements, arg
 from vidmorph.store.queue import LineSnapshot, QueueFigures
 from vidmorph.store.tables import accounts, assets, deliveries, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES, artifacts_of, task_artifacts, to_task
@@ -29,25 +31,30 @@ _VIEW_FROM = tasks.outerjoin(
 ).outerjoin(accounts, (accounts.c.user_id == tasks.c.user_id) & (accounts.c.email == tasks.c.email))
 
 
+def _view_sql() -> Select[Any]:
+    return (
+        select(*_VIEW_COLUMNS)
+        .select_from(_VIEW_FROM)
+        .where(tasks.c.uuid == arg("p_uuid"), tasks.c.user_id == arg("p_user"))
+    )
+
+
 class TaskStore(TaskAdmission, TaskTransitions):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.queue = QueueFigures(db)
+        self.sql = Statements(db.engine.dialect, {"view": _view_sql, **ADMISSION_SQL})
 
     def view(self, uuid: str, user_id: int) -> tuple[Task, Asset | None, Account | None] | None:
         """The user's task with its source asset and account (joined, one statement), and its
         artifacts (a second, only once it SUCCEEDED, the only status that has any)."""
-        query = (
-            select(*_VIEW_COLUMNS)
-            .select_from(_VIEW_FROM)
-            .where(tasks.c.uuid == uuid, tasks.c.user_id == user_id)
-        )
-        with self.db.read() as conn:
-            row = conn.execute(query).one_or_none()
-            if row is None:
-                return None
-            artifacts: tuple[Asset, ...] = ()
-            if row.status == TaskStatus.SUCCEEDED.value:
+        with self.db.raw_read() as raw:
+            row = self.sql["view"].one_or_none(raw, p_uuid=uuid, p_user=user_id)
+        if row is None:
+            return None
+        artifacts: tuple[Asset, ...] = ()
+        if row.status == TaskStatus.SUCCEEDED.value:  # its artifacts never change again
+            with self.db.read() as conn:
                 artifacts = task_artifacts(conn, uuid)
         source = part(row, "source_", assets)
         account = part(row, "account_", accounts)

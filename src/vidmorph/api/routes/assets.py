@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vidmorph import errors
+from vidmorph.api import bodies
 from vidmorph.api.deps import CtxDep, UserDep
 from vidmorph.service import accounts
 from vidmorph.service import assets as asset_service
@@ -34,25 +35,21 @@ async def upload_asset(
     content_type = request.headers.get("content-type", "")
     asset_service.media_type_of(content_type)
     account = await run_in_threadpool(accounts.resolve_account, ctx, user, email)
-    upload = await _receive(request, ctx.tmp_dir, ctx.settings.max_upload_bytes)
+    s = ctx.settings
+    upload = await _receive(request, ctx.tmp_dir, s.max_upload_bytes, s.body_timeout_s)
     asset = await run_in_threadpool(
         asset_service.ingest, ctx, user, account.email, name or upload.stem, content_type, upload
     )
     return JSONResponse(await run_in_threadpool(asset_view, ctx, asset))
 
 
-async def _receive(request: Request, tmp_dir: Path, max_bytes: int) -> Path:
-    """Stream the raw body to a temp file; 413 (and no file left) past `max_bytes`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise errors.PayloadTooLarge(f"The upload is larger than {max_bytes} bytes.")
+async def _receive(request: Request, tmp_dir: Path, max_bytes: int, idle_s: float) -> Path:
+    """Stream the raw body to a temp file; 413 past `max_bytes`, 408 when it stalls for
+    `idle_s`, and no file left behind either way."""
     with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", delete=False) as out:
-        path, size = Path(out.name), 0
+        path = Path(out.name)
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise errors.PayloadTooLarge(f"The upload is larger than {max_bytes} bytes.")
+            async for chunk in bodies.chunks(request, idle_s, max_bytes):
                 out.write(chunk)
         except BaseException:
             out.close()
