@@ -319,9 +319,8 @@ def report(kind: str, res: dict[str, list[dict[str, float]]], counts: dict[str, 
             f"{summary(ratios, '{:.2f}')} | {stmts.get(name, '0')} |"
         )
     bare = [r["rps"] for r in res["bare"]]
-    print(
-        f"/healthz against bare FastAPI: {summary([a / b for a, b in zip(health, bare, strict=True)], '{:.2f}')}"
-    )
+    ratios = [a / b for a, b in zip(health, bare, strict=True)]
+    print(f"/healthz against bare FastAPI: {summary(ratios, '{:.2f}')}")
 
 
 def run_processes(work: Path, rounds: int, seconds: float, conns: int, video: Path) -> None:

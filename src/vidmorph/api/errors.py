@@ -19,8 +19,15 @@ log = logging.getLogger(__name__)
 _STATUS_TEXT = {404: "Not found.", 405: "Method not allowed.", 401: "Unauthorized"}
 
 
+#: refusals sent before the body was read to its end: the rest of it cannot be told from a
+#: next request, so the connection closes after the answer
+_CLOSES = (408, 413)
+
+
 def envelope(status: int, message: str, **extra: object) -> JSONResponse:
     headers = {"Retry-After": "10"} if status in (429, 503) else None
+    if status in _CLOSES:
+        headers = {"Connection": "close"}
     return JSONResponse({"error": message, **extra, "code": status}, status, headers=headers)
 
 

@@ -1,0 +1,154 @@
+"""HTTP hardening, over raw sockets against a real server: request heads are bounded (431) and
+timed (408), stalled bodies time out (408) with their upload's temp file removed, JSON bodies
+are capped (413), idle keep-alive connections outlive uvicorn's 5 s default."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness import LiveServer, start_server
+from vidmorph.config import Settings
+
+
+@pytest.fixture
+def live(make_settings: Callable[..., Settings]) -> Iterator[LiveServer]:
+    settings = make_settings(
+        workers=0,
+        max_header_bytes=8192,
+        header_timeout_s=1.0,
+        body_timeout_s=1.0,
+        max_json_bytes=4096,
+    )
+    with start_server(settings) as server:
+        yield server
+
+
+def connect(live: LiveServer) -> socket.socket:
+    port = int(live.base_url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    headers = {k.lower(): v for k, v in headers.items()}
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_a_huge_header_gets_431_in_the_envelope_and_the_server_stays_quick(
+    live: LiveServer,
+) -> None:
+    sock = connect(live)
+    errors: list[BaseException] = []
+
+    def send_forever() -> None:  # 50 MB of one header: the server must not wait for it all
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ")
+            for _ in range(800):
+                sock.sendall(b"a" * 65536)
+        except OSError as exc:
+            errors.append(exc)
+
+    sender = threading.Thread(target=send_forever, daemon=True)
+    sender.start()
+    status, headers, body = read_response(sock)
+    assert status == 431
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {
+        "error": "Request headers are larger than 8192 bytes.",
+        "code": 431,
+    }
+    sender.join(timeout=30)
+    assert errors, "the server read all 50 MB instead of hanging up"
+    sock.close()
+    t0 = time.monotonic()
+    assert httpx.get(f"{live.base_url}/healthz").status_code == 200
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_headers_within_the_bound_pass_even_when_the_body_arrives_with_them(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    # One send of head + 100 KB of body: only the head counts against the bound.
+    sock = connect(live)
+    body = b"x" * 100_000
+    sock.sendall(
+        b"POST /v1/runwayml/assets/?name=n HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {live.token}\r\nContent-Type: video/mp4\r\n".encode()
+        + f"X-Pad: {'p' * 6000}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    status, _, payload = read_response(sock)
+    assert status == 400, payload  # not 431: bytes that are not a video, refused by the probe
+    sock.close()
+
+
+def test_a_head_that_stalls_gets_408(live: LiveServer) -> None:
+    sock = connect(live)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+    t0 = time.monotonic()
+    status, _, body = read_response(sock)
+    assert status == 408 and json.loads(body)["code"] == 408
+    assert time.monotonic() - t0 < 5
+    sock.close()
+
+
+def test_a_stalled_upload_gets_408_and_leaves_no_temp_file(live: LiveServer) -> None:
+    sock = connect(live)
+    sock.sendall(
+        b"POST /v1/runwayml/assets/?name=n HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {live.token}\r\nContent-Type: video/mp4\r\n".encode()
+        + b"Content-Length: 1000000\r\n\r\n"
+        + b"\0" * 50_000
+    )
+    time.sleep(0.3)
+    assert list(live.ctx.tmp_dir.glob("upload-*")), "the upload should be on its way to disk"
+    status, headers, body = read_response(sock)
+    assert status == 408, body
+    assert json.loads(body)["error"].startswith("The request body stalled")
+    assert headers.get("connection") == "close"
+    deadline = time.monotonic() + 5
+    while list(live.ctx.tmp_dir.glob("upload-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(live.ctx.tmp_dir.glob("upload-*"))
+    sock.close()
+
+
+def test_a_json_body_past_its_cap_gets_413(live: LiveServer) -> None:
+    resp = live.client.post(
+        f"{live.api}/gen3/video", json={"assetId": "x", "text_prompt": "p" * 10_000}
+    )
+    assert resp.status_code == 413 and resp.json()["code"] == 413
+
+
+def test_an_idle_keep_alive_connection_outlives_uvicorns_default(live: LiveServer) -> None:
+    sock = connect(live)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.sendall(request)
+    assert read_response(sock)[0] == 200
+    time.sleep(6.0)  # uvicorn alone would have closed it after 5 s
+    sock.sendall(request)
+    assert read_response(sock)[0] == 200
+    sock.close()
