@@ -72,8 +72,17 @@ class Database:
         """A pooled DBAPI connection for prepared reads (store.prepared), without the
         Connection wrapper; the pool rolls back whatever it began when it is returned."""
         conn = self.engine.raw_connection()
+        raw = conn.dbapi_connection
         try:
-            yield conn.dbapi_connection
+            if self.is_sqlite:  # autocommit already: each SELECT is its own snapshot
+                yield raw
+                return
+            # psycopg would wrap the SELECT in BEGIN ... ROLLBACK: two more round trips.
+            raw.autocommit = True  # type: ignore[union-attr]
+            try:
+                yield raw
+            finally:
+                raw.autocommit = False  # type: ignore[union-attr]
         finally:
             conn.close()
 
