@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Select, delete, insert, select
 from vidmorph.domain.models import Account, Asset, MediaMeta
 from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
-from vidmorph.store.joins import part, prefixed
+from vidmorph.store.joins import prefixed, split
 from vidmorph.store.prepared import Statements, arg
 from vidmorph.store.tables import accounts, assets
 
@@ -90,11 +90,12 @@ class AssetStore:
         """The user's asset and the account it belongs to, joined in one prepared statement
         (admission reads it first)."""
         with self.db.raw_read() as conn:
-            row = self.sql["with_account"].one_or_none(conn, p_user=user_id, p_uuid=uuid)
-        if row is None:
+            values = self.sql["with_account"].values_or_none(conn, p_user=user_id, p_uuid=uuid)
+        if values is None:
             return None
-        account = part(row, "account_", accounts)
-        return to_asset(row), None if account is None else to_account(account)
+        asset, account = split(values, (assets, accounts))
+        assert asset is not None
+        return to_asset(asset), None if account is None else to_account(account)
 
     def page(
         self, user_id: int, email: str, media_type: str | None, offset: int, limit: int

@@ -1,4 +1,5 @@
-"""Rows of joined tables: each table's columns under a prefix, read back under their names.
+"""Rows of joined tables: each table's columns selected under a prefix, split back into one
+record per table.
 
 The hot read paths (a task with its source and account, an asset with its account) fetch
 several tables in one statement; `to_task`, `to_asset` and `to_account` then read each part
@@ -7,10 +8,14 @@ as if it were a row of its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Label, Table
 from sqlalchemy.sql import FromClause
+
+from vidmorph.store.prepared import Record
 
 
 def prefixed(table: Table | FromClause, prefix: str) -> list[Label[Any]]:
@@ -18,19 +23,20 @@ def prefixed(table: Table | FromClause, prefix: str) -> list[Label[Any]]:
     return [c.label(f"{prefix}{c.name}") for c in table.c]
 
 
-class _Part:
-    """One table's columns in a joined row, as attributes under their own names."""
+def split(values: Sequence[Any], tables: Sequence[Table]) -> list[Record | None]:
+    """A joined row's values (the tables' columns in order, as `prefixed` selects them) as one
+    Record per table, None for a table an outer join found no row of (its key is NULL)."""
+    parts: list[Record | None] = []
+    start = 0
+    for table in tables:
+        names = _names(table)
+        part = Record(zip(names, values[start : start + len(names)], strict=True))
+        start += len(names)
+        key = next(iter(table.primary_key.columns)).name
+        parts.append(None if part[key] is None else part)
+    return parts
 
-    __slots__ = ("_mapping", "_prefix")
 
-    def __init__(self, row: Any, prefix: str) -> None:
-        self._mapping, self._prefix = row._mapping, prefix
-
-    def __getattr__(self, name: str) -> Any:
-        return self._mapping[self._prefix + name]
-
-
-def part(row: Any, prefix: str, table: Table) -> _Part | None:
-    """The `prefix` table's part of `row`; None when an outer join found no row for it."""
-    key = next(iter(table.primary_key.columns)).name
-    return None if row._mapping[prefix + key] is None else _Part(row, prefix)
+@cache
+def _names(table: Table) -> list[str]:
+    return [c.name for c in table.c]

@@ -68,8 +68,9 @@ class Prepared:
         self._names = [c.key for c in selected]
         self._dialect = dialect
         self._types = [c.type.dialect_impl(dialect) for c in selected]
-        #: made at the first run, from the driver's type codes (PostgreSQL's numerics need them)
-        self._result: list[_Processor] | None = None
+        #: (column index, converter) where a column needs one; made at the first run, from the
+        #: driver's type codes (PostgreSQL's numerics need them)
+        self._result: list[tuple[int, Callable[[Any], Any]]] | None = None
 
     def _params(self, values: Mapping[str, Any]) -> Any:
         missing = self._args.difference(values)
@@ -99,23 +100,30 @@ class Prepared:
             ) from error
         return cursor
 
-    def _record(self, cursor: Any, raw: tuple[Any, ...]) -> Record:
+    def _values(self, cursor: Any, raw: tuple[Any, ...]) -> list[Any]:
         if self._result is None:
             codes = [d[1] for d in cursor.description]
-            self._result = [
+            processors = [
                 t.result_processor(self._dialect, code)
                 for t, code in zip(self._types, codes, strict=True)
             ]
-        return Record(
-            (name, value if process is None or value is None else process(value))
-            for name, process, value in zip(self._names, self._result, raw, strict=True)
-        )
+            self._result = [(i, p) for i, p in enumerate(processors) if p is not None]
+        values = list(raw)
+        for i, process in self._result:
+            if values[i] is not None:
+                values[i] = process(values[i])
+        return values
 
     def one_or_none(self, conn: Connection | Any, **values: Any) -> Record | None:
+        found = self.values_or_none(conn, **values)
+        return None if found is None else Record(zip(self._names, found, strict=True))
+
+    def values_or_none(self, conn: Connection | Any, **values: Any) -> list[Any] | None:
+        """The first row's values in column order (for a caller that splits a join)."""
         cursor = self._cursor(conn, values)
         try:
             raw = cursor.fetchone()
-            return None if raw is None else self._record(cursor, raw)
+            return None if raw is None else self._values(cursor, raw)
         finally:
             cursor.close()
 

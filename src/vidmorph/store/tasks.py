@@ -14,7 +14,7 @@ from vidmorph.store.accounts import to_account
 from vidmorph.store.admission import ADMISSION_SQL, TaskAdmission
 from vidmorph.store.assets import to_asset
 from vidmorph.store.db import Database
-from vidmorph.store.joins import part, prefixed
+from vidmorph.store.joins import prefixed, split
 from vidmorph.store.prepared import Statements, arg
 from vidmorph.store.queue import LineSnapshot, QueueFigures
 from vidmorph.store.tables import accounts, assets, deliveries, tasks
@@ -49,17 +49,17 @@ class TaskStore(TaskAdmission, TaskTransitions):
         """The user's task with its source asset and account (joined, one statement), and its
         artifacts (a second, only once it SUCCEEDED, the only status that has any)."""
         with self.db.raw_read() as raw:
-            row = self.sql["view"].one_or_none(raw, p_uuid=uuid, p_user=user_id)
-        if row is None:
+            values = self.sql["view"].values_or_none(raw, p_uuid=uuid, p_user=user_id)
+        if values is None:
             return None
+        task_row, source, account = split(values, (tasks, assets, accounts))
+        assert task_row is not None
         artifacts: tuple[Asset, ...] = ()
-        if row.status == TaskStatus.SUCCEEDED.value:  # its artifacts never change again
+        if task_row.status == TaskStatus.SUCCEEDED.value:  # its artifacts never change again
             with self.db.read() as conn:
                 artifacts = task_artifacts(conn, uuid)
-        source = part(row, "source_", assets)
-        account = part(row, "account_", accounts)
         return (
-            to_task(row, artifacts),
+            to_task(task_row, artifacts),
             None if source is None else to_asset(source),
             None if account is None else to_account(account),
         )
