@@ -10,8 +10,8 @@ Measured with wrk (Debian's package `wrk`), 32 keep-alive connections, in one ru
 Servers admit only (VIDMORPH_WORKERS=0). Each POST phase gets fresh accounts (maxJobs 10, one
 asset each, written straight into the database) so no account fills, and the queue is emptied
 between phases. Rounds alternate the order of the phases; medians and ranges are printed.
-Statements per request are counted (SQLAlchemy cursor events) on an in-process server over
-the same database, through real HTTP.
+Statements per request are counted at the driver (tests/statements.py) on an in-process
+server over the same database, through real HTTP; BEGIN/COMMIT are not counted.
 
     apt-get install wrk
     .venv/bin/python bench/admission_bench.py [--rounds 3] [--seconds 5] [--db sqlite,postgres]
@@ -31,16 +31,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, event, insert, select, text
+from sqlalchemy import create_engine, insert, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.harness import free_port, fresh_postgres_url, start_server  # noqa: E402
 from tests.services import Proc, vidmorph_env, wait_healthy  # noqa: E402
+from tests.statements import Statements, counted  # noqa: E402
 from tests.videos import make_video  # noqa: E402
 
 from vidmorph.config import Settings  # noqa: E402
@@ -52,6 +52,14 @@ TOKEN = "user:1-benchtoken000000000000000000"
 API = "/v1/runwayml"
 #: accounts made for each POST phase: 10 admissions each, more than a phase makes
 ACCOUNTS_PER_PHASE = 6000
+#: --src: another checkout's src/ to serve instead (an earlier commit, measured the same way)
+SOURCE: Path | None = None
+
+
+def _env(env: dict[str, str]) -> dict[str, str]:
+    if SOURCE is not None:
+        env["PYTHONPATH"] = f"{SOURCE}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    return env
 
 
 def wrk(url: str, seconds: float, connections: int, script: Path | None = None) -> dict[str, float]:
@@ -133,7 +141,8 @@ class Database:
             conn.execute(
                 text("UPDATE tasks SET status = 'CANCELLED' WHERE status IN ('PENDING','RUNNING')")
             )
-            conn.execute(text("UPDATE counters SET value = 0 WHERE name = 'in_flight'"))
+            if SOURCE is None:  # a tree from before the counter row has none
+                conn.execute(text("UPDATE counters SET value = 0 WHERE name = 'in_flight'"))
 
 
 @contextmanager
@@ -147,7 +156,7 @@ def serve(work: Path, db_url: str, processes: int = 1) -> Iterator[str]:
         workers="0",
         max_queue_depth="10000000",
     )
-    proc = Proc(["serve", "--processes", str(processes)], env, work / f"serve-{port}.log")
+    proc = Proc(["serve", "--processes", str(processes)], _env(env), work / f"serve-{port}.log")
     try:
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, proc)
@@ -164,7 +173,7 @@ def bare_app(work: Path) -> Iterator[str]:
         [sys.executable, str(ROOT / "bench" / "bare_app.py"), str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # the baseline is always this tree's
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -196,51 +205,44 @@ def upload_and_task(base: str, video: Path) -> tuple[str, str, str]:
     return asset["assetId"], asset["id"], task.json()["taskId"]
 
 
-def count_statements(settings: Settings, asset_uuid: str, n: int = 200) -> dict[str, float]:
+def count_statements(settings: Settings, asset_uuid: str, n: int = 100) -> dict[str, float]:
     """Statements per GET /tasks/{id} (PENDING) and per POST /gen3/video over real HTTP on an
-    in-process server, counted from SQLAlchemy's cursor events (transactions from its begin
-    events); averaged over `n` requests after a warm-up."""
+    in-process server, counted at the driver (tests/statements.py: SQLite's trace callback, a
+    counting psycopg cursor), BEGIN/COMMIT and idle pings apart; averaged over `n` requests."""
     with start_server(settings) as live:
         db = Database(settings.database_url)
         ids = db.fresh_accounts(asset_uuid, n // 10 + 2)
         task_id = live.create({"assetId": ids[-1], "text_prompt": "warm up"}).json()["taskId"]
-        seen = {"statements": 0, "transactions": 0}
+        with counted(live.ctx.db) as seen:
 
-        def on_execute(*_: Any) -> None:
-            seen["statements"] += 1
+            def measure(call: Callable[[int], None]) -> dict[str, float]:
+                call(-1)  # a pooled connection again, as a steady poller sees it
+                start = len(seen)
+                for i in range(n):
+                    call(i)
+                got = Statements(seen[start:])
+                tx = got.transactions()
+                return {
+                    "statements": len(got.work()) / n,
+                    "pings": got.pings() / n,
+                    "in_tx": sum(len(t) for t in tx) / max(len(tx), 1),
+                }
 
-        def on_begin(*_: Any) -> None:
-            seen["transactions"] += 1
+            def get(_: int) -> None:
+                assert live.client.get(f"{live.api}/tasks/{task_id}").status_code == 200
 
-        engine = live.ctx.db.engine
-        event.listen(engine, "before_cursor_execute", on_execute)
-        event.listen(engine, "begin", on_begin)
+            def post(i: int) -> None:
+                body = {"assetId": ids[(i + 1) // 10], "text_prompt": f"p{i}"}
+                assert live.create(body).status_code == 200
 
-        def measure(call: Callable[[int], None]) -> tuple[float, float]:
-            call(-1)  # warm caches (token, line snapshot) as a steady poller sees them
-            seen.update(statements=0, transactions=0)
-            for i in range(n):
-                call(i)
-            return seen["statements"] / n, seen["transactions"] / n
-
-        def get(_: int) -> None:
-            assert live.client.get(f"{live.api}/tasks/{task_id}").status_code == 200
-
-        def post(i: int) -> None:
-            body = {"assetId": ids[(i + 1) // 10], "text_prompt": f"p{i}"}
-            assert live.create(body).status_code == 200
-
-        get_s, get_t = measure(get)
-        post_s, post_t = measure(post)
-        event.remove(engine, "before_cursor_execute", on_execute)
-        event.remove(engine, "begin", on_begin)
-    # SQLite's BEGIN IMMEDIATE is a statement of its own; PostgreSQL's BEGIN is implicit.
-    begin = 1 if settings.database_url.startswith("sqlite") else 0
+            counts = {"get": measure(get), "post": measure(post)}
+        db.engine.dispose()
     return {
-        "get": get_s,
-        "get_tx": get_t,
-        "post": post_s - begin * post_t,
-        "post_tx": post_t,
+        "get": counts["get"]["statements"],
+        "get_pings": counts["get"]["pings"],
+        "post": counts["post"]["statements"],
+        "post_tx": counts["post"]["in_tx"],
+        "post_pings": counts["post"]["pings"],
     }
 
 
@@ -282,7 +284,7 @@ def run_db(kind: str, work: Path, rounds: int, seconds: float, conns: int, video
             api_token=TOKEN,
             max_queue_depth=10**7,
         )
-        counts = count_statements(settings, asset_uuid)
+        counts = count_statements(settings, asset_uuid) if SOURCE is None else {}
         db.engine.dispose()
     report(kind, res, counts)
 
@@ -306,17 +308,17 @@ def report(kind: str, res: dict[str, list[dict[str, float]]], counts: dict[str, 
         "get": "GET /tasks/{taskId} (PENDING)",
         "post": "POST /gen3/video",
     }
-    stmts = {
-        "get": f"{counts['get']:.2f} ({counts['get_tx']:.0f} tx)",
-        "post": f"{counts['post']:.2f} ({counts['post_tx']:.2f} tx)",
-    }
+    stmts = {}
+    if counts:
+        in_tx = "" if kind != "sqlite" else f", {counts['post_tx']:.2f} in its transaction"
+        stmts = {"get": f"{counts['get']:.2f}", "post": f"{counts['post']:.2f}{in_tx}"}
     for name, label in labels.items():
         rps = [r["rps"] for r in res[name]]
         ratios = [a / b for a, b in zip(rps, health, strict=True)]
         print(
             f"| {label} | {summary(rps)} | {summary([r['p50_ms'] for r in res[name]], '{:.1f}')} "
             f"| {summary([r['p99_ms'] for r in res[name]], '{:.1f}')} | "
-            f"{summary(ratios, '{:.2f}')} | {stmts.get(name, '0')} |"
+            f"{summary(ratios, '{:.2f}')} | {stmts.get(name, '-')} |"
         )
     bare = [r["rps"] for r in res["bare"]]
     ratios = [a / b for a, b in zip(health, bare, strict=True)]
@@ -361,7 +363,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--no-processes", action="store_true", help="skip the 1-vs-2 processes")
+    parser.add_argument("--src", type=Path, help="serve this src/ (an earlier checkout) instead")
     args = parser.parse_args()
+    global SOURCE
+    SOURCE = args.src
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}")
     print(f"wrk -t1 -c{args.connections}, {args.seconds:.0f} s per phase, {args.rounds} rounds")
     with tempfile.TemporaryDirectory() as tmp:
