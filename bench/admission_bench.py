@@ -194,7 +194,7 @@ def upload_and_task(base: str, video: Path) -> tuple[str, str, str]:
     client = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     asset = client.post(
         f"{base}{API}/assets/",
-        params={"name": "b"},
+        params={"name": "b", "email": "default@vidmorph.local"},
         content=video.read_bytes(),
         headers={"Content-Type": "video/mp4"},
     ).json()

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
         1000, ge=1, description="Open connections per process; past it, answers are 503."
     )
     backlog: int = Field(2048, ge=1, description="Connections the kernel queues per process.")
+    db_pool_size: int = Field(
+        20, ge=1, le=500, description="Database connections a process keeps; its API threads."
+    )
     access_log: bool = Field(False, description="Log a line per request (costs ~15% of rps).")
     max_seconds: int = Field(10, ge=1, le=60, description="Longest output a task may ask for.")
     url_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Lifetime of signed file URLs.")

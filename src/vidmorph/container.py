@@ -76,7 +76,7 @@ def build_storage(settings: Settings, db: Database) -> BlobStorage:
 def build_context(settings: Settings) -> AppContext:
     """Stores and adapters, with the schema migrated; starts no threads."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.db_pool_size)
     db.migrate()
     return AppContext(
         settings=settings,

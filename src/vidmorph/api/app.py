@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from starlette.routing import Route
 
@@ -27,6 +28,10 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Requests that hop to a thread do database work: no more of them at once than the
+        # pool has connections (past it, each would open and close a connection of its own).
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = services.ctx.db.pool_size
         if manage:
             services.start()
         try:

@@ -47,6 +47,8 @@ class AppContext:
     metrics: MetricStore
     #: set by the container once the dispatcher that calls back into run_task exists
     dispatcher: Dispatcher | None = None
+    #: signed URLs by storage key, reused for a minute (service.views)
+    signed_urls: dict[str, tuple[float, str]] = field(default_factory=dict, repr=False)
     _engines: dict[str, Engine] = field(default_factory=dict, repr=False)
     _estimators: dict[str, Engine] = field(default_factory=dict, repr=False)
     _engine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

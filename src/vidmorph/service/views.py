@@ -129,7 +129,6 @@ def _ratio_text(ratio: float) -> str:
 
 #: a signed URL is reused this long (its lifetime is then at least url_ttl_s minus this)
 _URL_REUSE_S = 60.0
-_URLS: dict[tuple[int, str], tuple[float, str]] = {}
 
 
 def _url(ctx: AppContext, key: str | None) -> str | None:
@@ -138,13 +137,13 @@ def _url(ctx: AppContext, key: str | None) -> str | None:
     if key is None:
         return None
     now = time.monotonic()
-    hit = _URLS.get((id(ctx), key))
+    hit = ctx.signed_urls.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
     url = ctx.storage.url(key, ctx.settings.url_ttl_s)
-    if len(_URLS) > 10_000:
-        _URLS.clear()
-    _URLS[(id(ctx), key)] = (now + min(_URL_REUSE_S, ctx.settings.url_ttl_s / 10), url)
+    if len(ctx.signed_urls) > 10_000:
+        ctx.signed_urls.clear()
+    ctx.signed_urls[key] = (now + min(_URL_REUSE_S, ctx.settings.url_ttl_s / 10), url)
     return url
 
 

@@ -36,13 +36,21 @@ class Database:
     PostgreSQL the admission code locks the account row with SELECT ... FOR UPDATE.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 20) -> None:
+        """`pool_size` connections stay open; a few more (background threads) may open for a
+        while. Overflow connections are closed on return, so a steady load above the pool
+        would connect anew for nearly every request: keep the API's concurrent database work
+        (its threadpool, api/app.py) within the pool."""
         self.url = url
+        self.pool_size = pool_size
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20
+                url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=pool_size,
+                max_overflow=10,
             )
             _sqlite_pragmas(self.engine)
             self._immediate = self.engine.execution_options(begin_mode="IMMEDIATE")
@@ -50,8 +58,8 @@ class Database:
         else:
             self.engine = create_engine(
                 url,
-                pool_size=10,
-                max_overflow=20,
+                pool_size=pool_size,
+                max_overflow=10,
                 # A process frozen (or killed by the OOM killer's slower cousins) in the middle of
                 # a transaction must not hold its row locks for ever: the server ends it.
                 connect_args={
