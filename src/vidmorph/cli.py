@@ -54,7 +54,7 @@ def serve(
     workers); with VIDMORPH_BROKER_URL it sends tasks to `vidmorph worker`s instead."""
     import uvicorn
 
-    from vidmorph.api.server import uvicorn_options
+    from vidmorph.api.server import freeze_heap, uvicorn_options
     from vidmorph.container import build_context
 
     _logging()
@@ -71,7 +71,9 @@ def serve(
 
         services = build_services(settings)
         _announce(settings, services.ctx)
-        uvicorn.run(create_app(services), **options)
+        app = create_app(services)
+        freeze_heap()
+        uvicorn.run(app, **options)
         return
     ctx = build_context(settings)  # migrates once, before the processes start
     _announce(settings, ctx)

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         20, ge=1, le=500, description="Database connections a process keeps; its API threads."
     )
-    access_log: bool = Field(False, description="Log a line per request (costs ~15% of rps).")
+    access_log: bool = Field(False, description="Log a line per request (it costs throughput).")
     max_seconds: int = Field(10, ge=1, le=60, description="Longest output a task may ask for.")
     url_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Lifetime of signed file URLs.")
 

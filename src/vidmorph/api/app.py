@@ -14,7 +14,7 @@ from vidmorph import __version__
 from vidmorph.api import errors
 from vidmorph.api.guards import RefuseNul
 from vidmorph.api.routes import accounts, assets, features, gen3, ops, tasks
-from vidmorph.api.server import configure_limits
+from vidmorph.api.server import configure_limits, freeze_heap
 from vidmorph.config import Settings
 from vidmorph.container import Services, build_services
 from vidmorph.service.accounts import Authenticator
@@ -71,4 +71,6 @@ def app_from_environment() -> FastAPI:
     services of its own (the parent migrated the schema and made the default set-up)."""
     settings = Settings()
     configure_limits(settings)
-    return create_app(build_services(settings))
+    app = create_app(build_services(settings))
+    freeze_heap()
+    return app

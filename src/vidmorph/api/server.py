@@ -13,6 +13,7 @@ Request bodies are bounded and timed out by the app (`api/bodies.py`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from typing import Any
 
@@ -106,6 +107,14 @@ class BoundedHttpTools(HttpToolsProtocol):
         )
         self.transport.write(head + body)
         self.transport.close()
+
+
+def freeze_heap() -> None:
+    """Before serving: everything loaded so far (the framework, the engines' and moderation's
+    modules) lives as long as the process, so keep it out of the collector's full passes,
+    which would otherwise walk all of it and stall requests now and then."""
+    gc.collect()
+    gc.freeze()
 
 
 def configure_limits(settings: Settings) -> None:
