@@ -5,6 +5,7 @@ the line snapshot answers placeInLine without a count per poll."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import func, select, text
 from tests.contracts.tasks import EMAIL, admit, new_task
 from vidmorph import errors
 from vidmorph.domain.states import TaskStatus
+from vidmorph.store import queue
 from vidmorph.store.accounts import AccountStore
 from vidmorph.store.db import Database
 from vidmorph.store.tables import tasks as tasks_table
@@ -109,3 +111,19 @@ def test_place_in_line_comes_from_a_snapshot_kept_in_step_with_local_changes(
     assert tasks.transition(normal.uuid, TaskStatus.CANCELLED)  # a local change: read again
     assert tasks.place_in_line(relaxed) == 1
     assert tasks.line().running == 0
+
+
+def test_an_expired_snapshot_is_read_again_off_the_request(
+    db: Database, tasks: TaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue, "SNAPSHOT_TTL_S", 0.05)
+    admit(tasks, new_task(credits=1))
+    assert len(tasks.line().pending) == 1
+    elsewhere = TaskStore(db)  # another process: this one's snapshot does not see its tasks
+    admit(elsewhere, new_task(credits=1))
+    time.sleep(0.1)
+    assert len(tasks.line().pending) == 1  # expired: answered at once, read in the background
+    deadline = time.monotonic() + 5
+    while len(tasks.line().pending) != 2:
+        assert time.monotonic() < deadline, "the background read never landed"
+        time.sleep(0.01)

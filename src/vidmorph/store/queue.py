@@ -7,16 +7,18 @@ service-wide lock across round trips; the row is locked only from that UPDATE, t
 statement, to the commit. The sweeper's `reconcile` recounts it as a safety net.
 
 `placeInLine` and the running count come from a snapshot of the PENDING line, read in one
-statement at most once a second per process (tasks this process admits are added to it; a
-local status change makes the next poll read it again), so a poll costs no count over the
-queue. Another process's changes show within a second.
+statement about once a second per process by a background thread (tasks this process admits
+are added to it; a local status change makes the next poll read it again), so a poll costs no
+count over the queue. Another process's changes show within about a second.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +29,8 @@ from vidmorph.store.db import Database
 from vidmorph.store.prepared import arg
 from vidmorph.store.tables import counters, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES
+
+log = logging.getLogger(__name__)
 
 IN_FLIGHT_COUNTER = "in_flight"
 #: how long a snapshot of the line answers placeInLine before it is read again
@@ -70,28 +74,46 @@ class QueueFigures:
         self.db = db
         self._snapshot: LineSnapshot | None = None
         self._expires = 0.0
+        #: bumped by each local change; a background read begun before it is not installed
+        self._generation = 0
+        self._dirty = False
+        self._refreshing = False
         self._lock = threading.Lock()
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="vidmorph-line")
 
     def depth(self) -> int:
         with self.db.read() as conn:
             return int(conn.execute(select(counters.c.value).where(_in_flight)).scalar_one())
 
     def snapshot(self) -> LineSnapshot:
-        """The line as of at most SNAPSHOT_TTL_S ago; one thread reads while others use the
-        previous snapshot, if there is one."""
+        """The line as of about SNAPSHOT_TTL_S ago. An expired snapshot is still answered
+        while a background thread reads the line again (the read grows with the queue and
+        must not land on a request); only the first call, or the first after a local change,
+        reads it on the spot."""
         snap = self._snapshot
-        if snap is not None and time.monotonic() < self._expires:
+        if snap is not None and not self._dirty:
+            if time.monotonic() >= self._expires and not self._refreshing:
+                self._refreshing = True
+                self._reader.submit(self._refresh, self._generation)
             return snap
-        if not self._lock.acquire(blocking=snap is None):
-            assert snap is not None
-            return snap
-        try:
-            if self._snapshot is None or time.monotonic() >= self._expires:
+        with self._lock:
+            if self._snapshot is None or self._dirty:
+                self._dirty = False
                 self._snapshot = self._read()
                 self._expires = time.monotonic() + SNAPSHOT_TTL_S
             return self._snapshot
+
+    def _refresh(self, generation: int) -> None:
+        try:
+            snap = self._read()
+            with self._lock:
+                if generation == self._generation:
+                    self._snapshot = snap
+                    self._expires = time.monotonic() + SNAPSHOT_TTL_S
+        except Exception:
+            log.exception("reading the queue's line failed; the next poll tries again")
         finally:
-            self._lock.release()
+            self._refreshing = False
 
     def admitted(self, priority: int, created_at: datetime, uuid: str) -> None:
         """A task this process just admitted joins the snapshot where it queues (a task of a
@@ -101,8 +123,10 @@ class QueueFigures:
                 bisect.insort(self._snapshot.pending, (priority, created_at, uuid))
 
     def invalidate(self) -> None:
-        """A task of this process changed status: the next poll reads the line again."""
-        self._expires = 0.0
+        """A task of this process changed status: the next poll reads the line again. No
+        lock: it is called inside write transactions, which must not wait on a read."""
+        self._generation += 1
+        self._dirty = True
 
     def _read(self) -> LineSnapshot:
         query = select(tasks.c.status, tasks.c.priority, tasks.c.created_at, tasks.c.uuid).where(
