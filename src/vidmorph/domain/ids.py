@@ -53,6 +53,13 @@ def parse_id(raw: str, kind: Kind) -> CompositeId | None:
     return CompositeId(user_id, m["email"], kind, uid)
 
 
+def parse_own_id(raw: str, kind: Kind, user_id: int) -> CompositeId | None:
+    """`parse_id`, and None too when the id names another user (tenancy: their task or asset
+    is a 404 to this one, never a 403)."""
+    parsed = parse_id(raw, kind)
+    return parsed if parsed is not None and parsed.user_id == user_id else None
+
+
 def parse_user_number(text: str) -> int | None:
     """A user number in ASCII digits within what the store holds (`MAX_USER_ID`), or None:
     `int()` would take other scripts' digits, thousands of digits, or numbers no column fits."""

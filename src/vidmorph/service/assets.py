@@ -120,7 +120,7 @@ def _store_preview(ctx: AppContext, source: Path, info: MediaInfo, key: str) -> 
 
 
 def get(ctx: AppContext, user: User, asset_id: str) -> Asset:
-    parsed = _own_id(user, asset_id)
+    parsed = ids.parse_own_id(asset_id, "asset", user.id)
     asset = None if parsed is None else ctx.assets.get(user.id, parsed.uuid)
     if asset is None:
         raise _not_found(asset_id)
@@ -129,16 +129,11 @@ def get(ctx: AppContext, user: User, asset_id: str) -> Asset:
 
 def get_with_account(ctx: AppContext, user: User, asset_id: str) -> tuple[Asset, Account | None]:
     """The user's asset and the account it belongs to, in one statement."""
-    parsed = _own_id(user, asset_id)
+    parsed = ids.parse_own_id(asset_id, "asset", user.id)
     found = None if parsed is None else ctx.assets.with_account(user.id, parsed.uuid)
     if found is None:
         raise _not_found(asset_id)
     return found
-
-
-def _own_id(user: User, asset_id: str) -> ids.CompositeId | None:
-    parsed = ids.parse_id(asset_id, "asset")
-    return parsed if parsed is not None and parsed.user_id == user.id else None
 
 
 def _not_found(asset_id: str) -> errors.NotFound:

@@ -15,10 +15,8 @@ from vidmorph.service.views import task_view
 
 
 def get(ctx: AppContext, user: User, task_id: str) -> Task:
-    parsed = ids.parse_id(task_id, "task")
-    task = None
-    if parsed is not None and parsed.user_id == user.id:
-        task = ctx.tasks.get(parsed.uuid, user.id)
+    parsed = ids.parse_own_id(task_id, "task", user.id)
+    task = None if parsed is None else ctx.tasks.get(parsed.uuid, user.id)
     if task is None:
         raise errors.NotFound()
     return task
@@ -27,10 +25,8 @@ def get(ctx: AppContext, user: User, task_id: str) -> Task:
 def view(ctx: AppContext, user: User, task_id: str) -> dict[str, Any]:
     """GET /tasks/{taskId}: the task, its source and its account read in one statement (and its
     artifacts in a second once it SUCCEEDED); its place in line from the cached snapshot."""
-    parsed = ids.parse_id(task_id, "task")
-    found = None
-    if parsed is not None and parsed.user_id == user.id:
-        found = ctx.tasks.view(parsed.uuid, user.id)
+    parsed = ids.parse_own_id(task_id, "task", user.id)
+    found = None if parsed is None else ctx.tasks.view(parsed.uuid, user.id)
     if found is None:
         raise errors.NotFound()
     task, source, account = found

@@ -60,7 +60,7 @@ ADMISSION_SQL: dict[str, Callable[[], Executable]] = {
         .where(tasks.c.status.in_(IN_FLIGHT_VALUES))
     ),
     "insert": lambda: insert(tasks).values({c: arg(f"p_{c.name}", c.type) for c in tasks.c}),
-    "take_slot": lambda: take_slot_sql(),
+    "take_slot": take_slot_sql,
 }
 
 

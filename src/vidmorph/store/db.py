@@ -20,8 +20,6 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.sql.dml import Insert
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-#: the PostgreSQL advisory lock key of the service-wide queue ("vidmorph" as 8 bytes)
-QUEUE_LOCK_KEY = int.from_bytes(b"vidmorph", "big")
 #: how long PostgreSQL lets a session sit idle inside a transaction before ending it
 _IDLE_TX_MS = 30_000
 #: the advisory lock that lets one process at a time run the migrations ("vm-migr")
@@ -33,7 +31,7 @@ class Database:
 
     On SQLite a write transaction starts with BEGIN IMMEDIATE, so two processes admitting
     tasks at once queue on the database lock instead of both reading the same slot count. On
-    PostgreSQL the admission code locks the account row with SELECT ... FOR UPDATE.
+    PostgreSQL admission locks the account row with its first UPDATE (store.admission).
     """
 
     def __init__(self, url: str, pool_size: int = 20) -> None:
@@ -105,14 +103,6 @@ class Database:
         # processes still wait on the database lock (BEGIN IMMEDIATE + busy_timeout).
         with self._write_lock, self._immediate.begin() as conn:
             yield conn
-
-    def lock_queue(self, conn: Connection) -> None:
-        """Serialise service-wide checks (the queue depth) among write transactions until
-        `conn` commits: an advisory transaction lock on PostgreSQL, where row locks cover one
-        account only; nothing on SQLite, whose writers are serialised already. Take it after
-        the account's row lock, never before, so the two are always taken in the same order."""
-        if not self.is_sqlite:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUEUE_LOCK_KEY})
 
     def insert_ignore(self, table: Table) -> Insert:
         """INSERT ... ON CONFLICT DO NOTHING: a row that several processes may create at once

@@ -29,14 +29,14 @@ def split(values: Sequence[Any], tables: Sequence[Table]) -> list[Record | None]
     parts: list[Record | None] = []
     start = 0
     for table in tables:
-        names = _names(table)
+        names, key = _layout(table)
         part = Record(zip(names, values[start : start + len(names)], strict=True))
         start += len(names)
-        key = next(iter(table.primary_key.columns)).name
         parts.append(None if part[key] is None else part)
     return parts
 
 
 @cache
-def _names(table: Table) -> list[str]:
-    return [c.name for c in table.c]
+def _layout(table: Table) -> tuple[list[str], str]:
+    """The table's column names in order, and the first column of its primary key."""
+    return [c.name for c in table.c], next(iter(table.primary_key.columns)).name

@@ -42,10 +42,6 @@ class Record(dict[str, Any]):
         except KeyError:
             raise AttributeError(name) from None
 
-    @property
-    def _mapping(self) -> Mapping[str, Any]:
-        return self
-
 
 class Prepared:
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
@@ -128,8 +124,8 @@ class Prepared:
             cursor.close()
 
     def scalar(self, conn: Connection | Any, **values: Any) -> Any:
-        row = self.one_or_none(conn, **values)
-        return None if row is None else next(iter(row.values()))
+        found = self.values_or_none(conn, **values)
+        return None if found is None else found[0]
 
     def rowcount(self, conn: Connection | Any, **values: Any) -> int:
         """Run a statement that returns no rows; how many rows it changed."""
