@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from tests.contracts.tasks import EMAIL, new_task
 from tests.receiver import Receiver, RecordedRequest
 from tests.services import wait_for
+from tests.wire import read_message
 from vidmorph.config import Settings
 from vidmorph.container import build_context
 from vidmorph.domain import ids
@@ -38,14 +39,6 @@ from vidmorph.store.tables import tasks as tasks_table
 
 #: every sweeper round; the leader lease is then 3 s (Sweeper.lease_s)
 RECOVER_INTERVAL_S = 1.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 NodeFactory = Callable[..., AppContext]
@@ -336,19 +329,10 @@ class TrickleReceiver:
 
     def _answer(self, conn: socket.socket) -> None:
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            headers = {}
-            for line in head.decode().split("\r\n")[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            while len(body) < int(headers.get("content-length", 0)):
-                body += conn.recv(65536)
+            message = read_message(conn)
+            if message is None:
+                return
+            _, headers, _ = message
             with self._lock:
                 self.ids.append(headers["webhook-id"])
             for byte in self.RESPONSE:

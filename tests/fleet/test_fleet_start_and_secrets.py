@@ -36,15 +36,6 @@ ROUNDS = 5
 PROCESSES = 3
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database no process has touched yet: a SQLite file or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fleet.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 def race(count: int, work: Callable[[int], Any]) -> list[Any]:
     """Run `work(0..count-1)` in `count` threads released together; results in index order,
     or the exception a thread raised in its place."""

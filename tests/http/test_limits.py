@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.harness import LiveServer, start_server
+from tests.wire import read_message
 from vidmorph.config import Settings
 
 
@@ -38,23 +39,10 @@ def connect(live: LiveServer) -> socket.socket:
 
 
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-    headers = {k.lower(): v for k, v in headers.items()}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return int(lines[0].split()[1]), headers, body
+    message = read_message(sock)
+    assert message is not None, "the server closed without answering"
+    status_line, headers, body = message
+    return int(status_line.split()[1]), headers, body
 
 
 def test_a_huge_header_gets_431_in_the_envelope_and_the_server_stays_quick(
