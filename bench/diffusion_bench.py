@@ -84,10 +84,10 @@ def timed(call: Callable[[StepClock], None], sync: Callable[[], None]) -> tuple[
 
 
 def engine_run(engine: Any, clip: Any, sync: Callable[[], None]) -> tuple[float, float, int]:
-    from vidmorph.engines.base import GenerationInput
+    from vidmorph.engines.base import GenerationInput, generate_clip
 
     job = GenerationInput(PROMPT, STRENGTH, 7, clip.width, clip.height, clip.fps)
-    return timed(lambda clock: engine.generate(clip, job, clock), sync)
+    return timed(lambda clock: generate_clip(engine, clip, job, clock), sync)
 
 
 def ltx_latents(pipe: Any, frames: np.ndarray) -> Any:

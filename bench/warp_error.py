@@ -172,7 +172,7 @@ def report_engines(seconds: float, width: int, height: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.videos
     from tests.videos import make_video
 
-    from vidmorph.engines.base import GenerationInput
+    from vidmorph.engines.base import GenerationInput, generate_clip
     from vidmorph.engines.preview import PreviewEngine
     from vidmorph.media.decode import read_clip
 
@@ -194,7 +194,7 @@ def report_engines(seconds: float, width: int, height: int) -> None:
         preview.load("cpu")
         for prompt in PREVIEW_PROMPTS:
             job = GenerationInput(prompt, ENGINE_STRENGTH, 7, width, height, FPS)
-            out = preview.generate(clip, job, _Hooks())
+            out = generate_clip(preview, clip, job, _Hooks())
             rows.append(
                 (
                     f"preview, {prompt!r}, strength {ENGINE_STRENGTH}",
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _tiny_engine_rows(clip: Any, tmp: Path) -> list[tuple[str, float]]:
     """The tiny random LTX and Wan engines (tests/engines) through their registry factories."""
-    from vidmorph.engines.base import GenerationInput
+    from vidmorph.engines.base import GenerationInput, generate_clip
 
     rows = []
     for name in ("ltx", "wan"):
@@ -245,7 +245,7 @@ def _tiny_engine_rows(clip: Any, tmp: Path) -> list[tuple[str, float]]:
             engine = _tiny_engine(name, tmp / name)
             engine.load("cpu")
             job = GenerationInput(TINY_PROMPT, ENGINE_STRENGTH, 7, clip.width, clip.height, FPS)
-            out = engine.generate(clip, job, _Hooks())
+            out = generate_clip(engine, clip, job, _Hooks())
         except Exception as error:  # a missing or half-built engine must not sink the report
             print(f"tiny {name}: skipped ({type(error).__name__}: {error})", file=sys.stderr)
             continue

@@ -73,8 +73,9 @@ def make_video(
 def _write_tone(container: Any, sound: Any, seconds: float) -> None:
     total = round(seconds * AUDIO_RATE_HZ)
     chunk = 1024
+    wave = tone(total)  # once: long clips would recompute it per chunk
     for start in range(0, total, chunk):
-        samples = tone(min(start + chunk, total))[None, start:]
+        samples = np.ascontiguousarray(wave[None, start : start + chunk])
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
         frame.sample_rate = AUDIO_RATE_HZ
         frame.pts = start
@@ -192,3 +193,35 @@ def _moov_before_mdat(path: Path) -> bool:
             order.append(kind.decode("latin-1"))
             handle.seek(size - 8, 1)
     return "moov" in order and "mdat" in order and order.index("moov") < order.index("mdat")
+
+
+def make_damaged_mjpeg(
+    path: Path,
+    *,
+    seconds: float,
+    damaged_from_s: float,
+    size: tuple[int, int] = (160, 96),
+    fps: int = 24,
+) -> Path:
+    """Motion-JPEG in Matroska whose packets from `damaged_from_s` on for a few frames hold
+    random bytes: the file demuxes whole (so the probe takes it) but stops decoding there."""
+    width, height = size
+    paint = _painter("moving_bars", width, height)
+    rng = np.random.default_rng(3)
+    first_bad = round(damaged_from_s * fps)
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("mjpeg", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+        for index in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(paint(index), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                if first_bad <= index < first_bad + 3:
+                    garbage = av.Packet(bytes(rng.integers(0, 256, packet.size, dtype=np.uint8)))
+                    garbage.pts, garbage.dts = packet.pts, packet.dts
+                    garbage.time_base, garbage.stream = packet.time_base, stream
+                    garbage.is_keyframe = True
+                    packet = garbage
+                container.mux(packet)
+        container.mux(stream.encode(None))
+    return path

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     max_queue_depth: int = Field(200, ge=1, description="PENDING+RUNNING tasks service-wide.")
 
     max_upload_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Largest asset upload.")
+    max_input_pixels: int = Field(
+        4096 * 2304,
+        ge=64 * 64,
+        description="Largest frame (width x height) an upload may have; DCI and UHD 4K fit.",
+    )
     max_json_bytes: int = Field(1024 * 1024, ge=1024, description="Largest JSON or form body.")
 
     # The HTTP server (api/server.py): limits every process applies before the app runs.
@@ -73,7 +78,9 @@ class Settings(BaseSettings):
         20, ge=1, le=500, description="Database connections a process keeps; its API threads."
     )
     access_log: bool = Field(False, description="Log a line per request (it costs throughput).")
-    max_seconds: int = Field(10, ge=1, le=60, description="Longest output a task may ask for.")
+    max_seconds: int = Field(
+        10, ge=1, le=3600, description="Longest output a task may ask for (the contract's 10)."
+    )
     url_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Lifetime of signed file URLs.")
 
     default_email: str = Field("default@vidmorph.local", description="The default account.")

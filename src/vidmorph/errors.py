@@ -114,6 +114,11 @@ class TaskCancelled(Exception):
     """Raised inside a running engine by `RunHooks.check_cancelled()`; never reaches HTTP."""
 
 
+class StageStopped(Exception):
+    """Raised inside one stage of a task's media pipeline (decode, engine, encode) because
+    another stage ended early; the first stage's own error is the one reported."""
+
+
 class TaskFailed(VidmorphError):
     """The task failed."""
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-
-import numpy as np
+from collections.abc import Iterator
 
 from vidmorph.engines.base import EngineInfo, GenerationInput, RunHooks
-from vidmorph.media.clip import Clip
+from vidmorph.media.clip import ClipStream, Frames
 
 BATCH = 4
 
@@ -21,23 +20,27 @@ class SlowEngine:
     def load(self, device: str) -> None:
         pass
 
-    def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
-        out = np.empty_like(clip.frames)
-        for start in range(0, clip.num_frames, BATCH):
+    def generate(self, clip: ClipStream, job: GenerationInput, hooks: RunHooks) -> Iterator[Frames]:
+        done = 0
+        for batch in clip.rebatched(BATCH):
             hooks.check_cancelled()
             time.sleep(self.batch_sleep_s)
-            out[start : start + BATCH] = 255 - clip.frames[start : start + BATCH]
-            hooks.progress(min(1.0, (start + BATCH) / clip.num_frames))
-        return Clip(out, clip.fps)
+            done += len(batch)
+            hooks.progress(done / clip.num_frames)
+            yield 255 - batch
 
 
 class RaisesMidway(SlowEngine):
+    """Hands on its first 12 frames, then fails."""
+
     info = EngineInfo(name="raises", devices=("cpu",), max_seconds=60, deterministic=True)
     batch_sleep_s = 0.0
 
-    def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
-        hooks.progress(0.5)
-        raise RuntimeError("engine exploded at frame 12")
+    def generate(self, clip: ClipStream, job: GenerationInput, hooks: RunHooks) -> Iterator[Frames]:
+        for index, batch in enumerate(super().generate(clip, job, hooks)):
+            if index * BATCH >= 12:
+                raise RuntimeError("engine exploded at frame 12")
+            yield batch
 
 
 class FailsInLoad(SlowEngine):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import traceback
 import weakref
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ from vidmorph.engines.devices import (
     check_finite,
     compute_dtype,
     resolve_device,
-    run_releasing,
     seeded_generator,
+    stream_releasing,
     window_seed,
 )
 from vidmorph.engines.diffusion import (
@@ -205,20 +206,21 @@ def test_devices_and_dtypes() -> None:
             resolve_device("cuda")
 
 
-def test_run_releasing_returns_the_result() -> None:
-    assert run_releasing(lambda: 5, resolve_device("cpu")) == 5
+def test_stream_releasing_passes_the_items_on() -> None:
+    assert list(stream_releasing(iter([5, 6]), resolve_device("cpu"))) == [5, 6]
 
 
 def test_a_cancel_propagates_without_pinning_the_work_s_tensors() -> None:
     held: list[weakref.ref[torch.Tensor]] = []
 
-    def denoise() -> None:
+    def denoise() -> Iterator[int]:
         latents = torch.zeros(1000)
         held.append(weakref.ref(latents))
+        yield 1
         raise TaskCancelled()
 
     with pytest.raises(TaskCancelled) as caught:
-        run_releasing(denoise, resolve_device("cpu"))
+        list(stream_releasing(denoise(), resolve_device("cpu")))
     assert held[0]() is None
     # The traceback stays whole for the log.
     assert "denoise" in "".join(traceback.format_tb(caught.value.__traceback__))
@@ -232,14 +234,15 @@ def test_a_chained_failure_releases_the_frames_of_its_cause_too() -> None:
         held.append(weakref.ref(frames))
         raise ValueError("bad latents")
 
-    def work() -> None:
+    def work() -> Iterator[int]:
         try:
             decode()
         except ValueError as error:
             raise RuntimeError("decode failed") from error
+        yield 1
 
     with pytest.raises(RuntimeError, match="decode failed") as caught:
-        run_releasing(work, resolve_device("cpu"))
+        list(stream_releasing(work(), resolve_device("cpu")))
     assert isinstance(caught.value.__cause__, ValueError) and held[0]() is None
 
 

@@ -19,7 +19,7 @@ import torch
 from tests.engines.hooks import RecordingHooks
 from tests.engines.tiny_pipelines import build_tiny_ltx
 from vidmorph.config import Settings
-from vidmorph.engines.base import GenerationInput
+from vidmorph.engines.base import GenerationInput, generate_clip
 from vidmorph.engines.diffusion import plan_windows
 from vidmorph.engines.ltx import DISTILLED_TIMESTEPS, LtxEngine, create
 from vidmorph.errors import RequestTooLarge, TaskCancelled
@@ -68,7 +68,7 @@ def engine(tiny_ltx: Path) -> LtxEngine:
 def long_run(engine: LtxEngine) -> tuple[Clip, Clip, RecordingHooks]:
     """Three windows over 57 frames, generated once for the tests that look at it."""
     clip, hooks = panning(57), RecordingHooks()
-    return clip, engine.generate(clip, job(), hooks), hooks
+    return clip, generate_clip(engine, clip, job(), hooks), hooks
 
 
 def test_the_factory_loads_the_weights_named_in_settings(
@@ -77,7 +77,7 @@ def test_the_factory_loads_the_weights_named_in_settings(
     engine = create(make_settings(ltx_model=str(tiny_ltx), max_seconds=12))
     assert engine.info.name == "ltx" and engine.info.max_seconds == 12
     engine.load("cpu")
-    out = engine.generate(panning(9), job(), RecordingHooks())
+    out = generate_clip(engine, panning(9), job(), RecordingHooks())
     assert out.frames.shape == (9, HEIGHT, WIDTH, 3)
 
 
@@ -87,16 +87,16 @@ def test_output_keeps_the_input_frame_count_size_and_fps(
 ) -> None:
     # Neither 8k+1 frames nor multiples of 32 pixels: padded for the model, cropped back.
     clip = panning(num_frames, height=90, width=150)
-    out = engine.generate(clip, job(), RecordingHooks())
+    out = generate_clip(engine, clip, job(), RecordingHooks())
     assert out.frames.shape == (num_frames, 90, 150, 3) and out.fps == FPS
     assert out.frames.dtype == np.uint8 and out.frames.flags.c_contiguous
 
 
 def test_the_same_seed_gives_the_same_frames_and_another_seed_others(engine: LtxEngine) -> None:
     clip = panning(9)
-    first = engine.generate(clip, job(seed=11), RecordingHooks()).frames
-    again = engine.generate(clip, job(seed=11), RecordingHooks()).frames
-    other = engine.generate(clip, job(seed=12), RecordingHooks()).frames
+    first = generate_clip(engine, clip, job(seed=11), RecordingHooks()).frames
+    again = generate_clip(engine, clip, job(seed=11), RecordingHooks()).frames
+    other = generate_clip(engine, clip, job(seed=12), RecordingHooks()).frames
     np.testing.assert_array_equal(first, again)
     assert np.abs(first.astype(int) - other).mean() > 1.0
 
@@ -105,7 +105,9 @@ def test_a_long_output_is_deterministic_across_windows(
     engine: LtxEngine, long_run: tuple[Clip, Clip, RecordingHooks]
 ) -> None:
     clip, out, _ = long_run
-    np.testing.assert_array_equal(engine.generate(clip, job(), RecordingHooks()).frames, out.frames)
+    np.testing.assert_array_equal(
+        generate_clip(engine, clip, job(), RecordingHooks()).frames, out.frames
+    )
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.1])
@@ -113,7 +115,7 @@ def test_a_strength_that_leaves_no_step_returns_the_input(
     engine: LtxEngine, strength: float
 ) -> None:
     clip, hooks = panning(9), RecordingHooks()
-    out = engine.generate(clip, job(strength=strength), hooks)
+    out = generate_clip(engine, clip, job(strength=strength), hooks)
     np.testing.assert_array_equal(out.frames, clip.frames)
     assert out.frames is not clip.frames and hooks.ratios == [1.0]
 
@@ -122,7 +124,7 @@ def test_full_strength_is_clamped_to_skip_the_first_step_and_still_transforms(
     engine: LtxEngine,
 ) -> None:
     clip, hooks = panning(9), RecordingHooks()
-    out = engine.generate(clip, job(strength=1.0), hooks)
+    out = generate_clip(engine, clip, job(strength=1.0), hooks)
     assert len(hooks.ratios) == 7 + 1  # seven of the eight distilled steps, then the decode
     assert np.abs(out.frames.astype(int) - clip.frames).mean() > 5.0
 
@@ -165,10 +167,10 @@ def test_a_cancel_in_the_middle_of_denoising_stops_the_run(engine: LtxEngine) ->
     # third step's.
     hooks = RecordingHooks(cancel_at=5)
     with pytest.raises(TaskCancelled):
-        engine.generate(panning(41), job(), hooks)
+        generate_clip(engine, panning(41), job(), hooks)
     assert len(hooks.ratios) == 2 and 0.0 < hooks.ratios[-1] < 1.0
     # The engine stays loaded and usable.
-    assert engine.generate(panning(9), job(), RecordingHooks()).num_frames == 9
+    assert generate_clip(engine, panning(9), job(), RecordingHooks()).num_frames == 9
 
 
 def test_a_job_over_the_memory_budget_is_refused_before_it_runs(
@@ -180,7 +182,7 @@ def test_a_job_over_the_memory_budget_is_refused_before_it_runs(
         engine.check_fits(57, HEIGHT, WIDTH, 0.6)
     hooks = RecordingHooks()
     with pytest.raises(RequestTooLarge):
-        engine.generate(panning(57), job(), hooks)
+        generate_clip(engine, panning(57), job(), hooks)
     assert hooks.ratios == []
     assert engine.check_fits(9, HEIGHT, WIDTH, 0.6).gpu_bytes < needed  # a shorter one fits
 
@@ -218,9 +220,11 @@ def test_bf16_weights_make_nearly_the_float32_frames(
     pipe = half.pipeline
     assert {pipe.transformer.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.bfloat16}
     clip = panning(41)  # two windows: the conditioning tail goes through the bf16 VAE too
-    first = half.generate(clip, job(), RecordingHooks()).frames
-    np.testing.assert_array_equal(first, half.generate(clip, job(), RecordingHooks()).frames)
-    full, other = (engine.generate(clip, job(seed=s), RecordingHooks()).frames for s in (7, 8))
+    first = generate_clip(half, clip, job(), RecordingHooks()).frames
+    np.testing.assert_array_equal(first, generate_clip(half, clip, job(), RecordingHooks()).frames)
+    full, other = (
+        generate_clip(engine, clip, job(seed=s), RecordingHooks()).frames for s in (7, 8)
+    )
     seeds_apart = np.abs(full.astype(int) - other).mean()
     assert np.abs(first.astype(int) - full).mean() < 0.1 * seeds_apart
 
@@ -232,7 +236,7 @@ def test_a_shifting_scheduler_config_still_runs_the_distilled_sigmas(tmp_path: P
     model = build_tiny_ltx(tmp_path, scheduler=shifting)
     shifted = LtxEngine(str(model), device="cpu")
     shifted.load("cpu")
-    out = shifted.generate(panning(9), job(strength=1.0), RecordingHooks())
+    out = generate_clip(shifted, panning(9), job(strength=1.0), RecordingHooks())
     assert out.num_frames == 9
     sigmas = shifted.pipeline.scheduler.sigmas.numpy()
     np.testing.assert_allclose(sigmas[:-1], np.array(DISTILLED_TIMESTEPS) / 1000, rtol=1e-6)
@@ -245,9 +249,11 @@ def test_a_vae_that_injects_decoder_noise_still_repeats_for_a_seed(tmp_path: Pat
     engine = LtxEngine(str(build_tiny_ltx(tmp_path, vae=noisy)), device="cpu")
     engine.load("cpu")
     state = torch.get_rng_state()
-    first = engine.generate(panning(9), job(), RecordingHooks()).frames
+    first = generate_clip(engine, panning(9), job(), RecordingHooks()).frames
     assert torch.equal(torch.get_rng_state(), state)  # the caller's randomness is untouched
-    again, other = (engine.generate(panning(9), job(seed=s), RecordingHooks()) for s in (7, 8))
+    again, other = (
+        generate_clip(engine, panning(9), job(seed=s), RecordingHooks()) for s in (7, 8)
+    )
     np.testing.assert_array_equal(first, again.frames)
     assert not np.array_equal(first, other.frames)
 
@@ -258,18 +264,18 @@ def test_a_model_that_outputs_nan_fails_the_run_clearly(tiny_ltx: Path) -> None:
     with torch.no_grad():
         broken.pipeline.transformer.proj_out.weight.fill_(float("nan"))
     with pytest.raises(RuntimeError, match="non-finite"):
-        broken.generate(panning(9), job(), RecordingHooks())
+        generate_clip(broken, panning(9), job(), RecordingHooks())
 
 
 def test_a_clip_longer_than_max_seconds_is_refused(engine: LtxEngine) -> None:
     too_long = Clip(np.zeros((12 * 24, 32, 32, 3), dtype=np.uint8), FPS)  # 12 s
     with pytest.raises(RequestTooLarge):
-        engine.generate(too_long, job(), RecordingHooks())
+        generate_clip(engine, too_long, job(), RecordingHooks())
 
 
 def test_generate_needs_load_first(tiny_ltx: Path) -> None:
     with pytest.raises(RuntimeError, match="load"):
-        LtxEngine(str(tiny_ltx), device="cpu").generate(panning(9), job(), RecordingHooks())
+        generate_clip(LtxEngine(str(tiny_ltx), device="cpu"), panning(9), job(), RecordingHooks())
 
 
 def test_importing_the_engine_loads_neither_torch_nor_diffusers() -> None:

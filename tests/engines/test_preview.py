@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from vidmorph.engines.base import GenerationInput
+from vidmorph.engines.base import GenerationInput, generate_clip
 from vidmorph.engines.looks import NAMED_LOOKS
 from vidmorph.engines.preview import BATCH_FRAMES, PreviewEngine
 from vidmorph.errors import TaskCancelled
@@ -59,7 +59,7 @@ def render(
 ) -> Frames:
     height, width = frames.shape[1:3]
     job = GenerationInput(prompt, strength, seed, width, height, FPS)
-    out = (engine or PreviewEngine()).generate(Clip(frames, FPS), job, RecordingHooks())
+    out = generate_clip((engine or PreviewEngine()), Clip(frames, FPS), job, RecordingHooks())
     assert out.frames.shape == frames.shape and out.fps == FPS
     return out.frames
 
@@ -262,7 +262,7 @@ def test_progress_reaches_one_and_is_monotonic() -> None:
     frames = scene(num_frames=2 * BATCH_FRAMES + 3)
     hooks = RecordingHooks()
     job = GenerationInput("sunset", 0.5, 1, 160, 96, FPS)
-    PreviewEngine().generate(Clip(frames, FPS), job, hooks)
+    generate_clip(PreviewEngine(), Clip(frames, FPS), job, hooks)
     assert len(hooks.ratios) == 3
     assert hooks.ratios == sorted(hooks.ratios) and hooks.ratios[-1] == 1.0
 
@@ -272,7 +272,7 @@ def test_cancel_stops_within_one_batch() -> None:
     job = GenerationInput("sunset", 0.5, 1, 160, 96, FPS)
     hooks = RecordingHooks(cancel_after=1)
     with pytest.raises(TaskCancelled):
-        PreviewEngine().generate(Clip(frames, FPS), job, hooks)
+        generate_clip(PreviewEngine(), Clip(frames, FPS), job, hooks)
     assert hooks.ratios == [1 / 3]
 
 
@@ -280,11 +280,11 @@ def test_cancel_before_the_first_batch_renders_nothing() -> None:
     hooks = RecordingHooks(cancel_after=0)
     job = GenerationInput("sunset", 0.5, 1, 160, 96, FPS)
     with pytest.raises(TaskCancelled):
-        PreviewEngine().generate(Clip(scene(), FPS), job, hooks)
+        generate_clip(PreviewEngine(), Clip(scene(), FPS), job, hooks)
     assert hooks.ratios == []
 
 
 def test_rejects_strength_outside_zero_to_one() -> None:
     job = GenerationInput("sunset", 1.5, 1, 160, 96, FPS)
     with pytest.raises(ValueError):
-        PreviewEngine().generate(Clip(scene(), FPS), job, RecordingHooks())
+        generate_clip(PreviewEngine(), Clip(scene(), FPS), job, RecordingHooks())

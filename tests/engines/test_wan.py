@@ -18,7 +18,7 @@ import torch
 from tests.engines.hooks import RecordingHooks
 from tests.engines.tiny_wan import build_tiny_wan
 from vidmorph.config import Settings
-from vidmorph.engines.base import GenerationInput
+from vidmorph.engines.base import GenerationInput, generate_clip
 from vidmorph.engines.frames import nearest_frames, working_size
 from vidmorph.engines.wan import (
     DEFAULT_TEXT_ENCODER_BYTES,
@@ -73,7 +73,7 @@ def engine(model_dir: Path) -> WanEngine:
 @pytest.fixture(scope="module")
 def one_second(engine: WanEngine) -> tuple[Clip, Clip]:
     clip = moving_clip(1.0)
-    return clip, engine.generate(clip, job(), RecordingHooks())
+    return clip, generate_clip(engine, clip, job(), RecordingHooks())
 
 
 def test_output_has_the_input_frame_count_size_and_fps(one_second: tuple[Clip, Clip]) -> None:
@@ -87,8 +87,8 @@ def test_same_seed_same_frames_other_seed_other_frames(
     engine: WanEngine, one_second: tuple[Clip, Clip]
 ) -> None:
     clip, first = one_second
-    again = engine.generate(clip, job(), RecordingHooks())
-    other = engine.generate(clip, job(seed=8), RecordingHooks())
+    again = generate_clip(engine, clip, job(), RecordingHooks())
+    other = generate_clip(engine, clip, job(seed=8), RecordingHooks())
     assert np.array_equal(again.frames, first.frames)
     assert not np.array_equal(other.frames, first.frames)
 
@@ -105,28 +105,28 @@ def test_bf16_transformer_makes_nearly_the_float32_frames(
     assert pipe.transformer.dtype == pipe.text_encoder.dtype == torch.bfloat16
     assert pipe.vae.dtype == torch.float32
     clip, full = one_second
-    first = half.generate(clip, job(), RecordingHooks()).frames
-    assert np.array_equal(first, half.generate(clip, job(), RecordingHooks()).frames)
-    other = engine.generate(clip, job(seed=8), RecordingHooks()).frames
+    first = generate_clip(half, clip, job(), RecordingHooks()).frames
+    assert np.array_equal(first, generate_clip(half, clip, job(), RecordingHooks()).frames)
+    other = generate_clip(engine, clip, job(seed=8), RecordingHooks()).frames
     seeds_apart = np.abs(full.frames.astype(int) - other).mean()
     assert np.abs(first.astype(int) - full.frames).mean() < 0.5 * seeds_apart
 
 
 def test_strength_zero_returns_the_input_without_running(engine: WanEngine) -> None:
     clip, hooks = moving_clip(1.0), RecordingHooks()
-    out = engine.generate(clip, job(strength=0.0), hooks)
+    out = generate_clip(engine, clip, job(strength=0.0), hooks)
     assert np.array_equal(out.frames, clip.frames)
     assert out.frames is not clip.frames
     assert hooks.ratios == [1.0]
     # Below one step of the schedule (1/8 here) is a passthrough too.
     assert np.array_equal(
-        engine.generate(clip, job(strength=0.1), RecordingHooks()).frames, clip.frames
+        generate_clip(engine, clip, job(strength=0.1), RecordingHooks()).frames, clip.frames
     )
 
 
 def test_progress_rises_to_one(engine: WanEngine) -> None:
     hooks = RecordingHooks()
-    engine.generate(moving_clip(1.0), job(), hooks)
+    generate_clip(engine, moving_clip(1.0), job(), hooks)
     assert len(hooks.ratios) > 4
     assert hooks.ratios == sorted(hooks.ratios)
     assert hooks.ratios[-1] == 1.0
@@ -139,9 +139,11 @@ def test_cancel_mid_denoise_raises_and_leaves_the_engine_usable(
     clip, reference = one_second
     hooks = RecordingHooks(cancel_at=4)  # lock taken, window start, step 1, step 2 cancels
     with pytest.raises(TaskCancelled):
-        engine.generate(clip, job(), hooks)
+        generate_clip(engine, clip, job(), hooks)
     assert hooks.ratios and hooks.ratios[-1] < 1.0
-    assert np.array_equal(engine.generate(clip, job(), RecordingHooks()).frames, reference.frames)
+    assert np.array_equal(
+        generate_clip(engine, clip, job(), RecordingHooks()).frames, reference.frames
+    )
 
 
 def test_long_output_runs_three_windows_with_smooth_seams(engine: WanEngine) -> None:
@@ -149,7 +151,7 @@ def test_long_output_runs_three_windows_with_smooth_seams(engine: WanEngine) -> 
     plan = engine.plan(clip.num_frames, clip.fps, clip.width, clip.height)
     assert len(plan.windows) >= 3
     assert all((w.num_frames - 1) % 4 == 0 for w in plan.windows)
-    out = engine.generate(clip, job(), RecordingHooks())
+    out = generate_clip(engine, clip, job(), RecordingHooks())
     assert out.frames.shape == clip.frames.shape
     steps = np.abs(np.diff(out.frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
     moving = np.median(steps[steps > 0])
@@ -166,7 +168,7 @@ def test_large_clips_run_scaled_down_and_come_back_at_full_size(model_dir: Path)
     small.load("cpu")
     clip = moving_clip(0.5)
     assert small.plan(clip.num_frames, FPS, WIDTH, HEIGHT).width == 32
-    out = small.generate(clip, job(), RecordingHooks())
+    out = generate_clip(small, clip, job(), RecordingHooks())
     assert out.frames.shape == clip.frames.shape
 
 
@@ -174,9 +176,9 @@ def test_too_long_or_too_large_requests_are_refused(model_dir: Path) -> None:
     short = WanEngine(str(model_dir), device="cpu", max_seconds=0.5, memory_budget_bytes=1)
     short.load("cpu")
     with pytest.raises(RequestTooLarge):
-        short.generate(moving_clip(1.0), job(), RecordingHooks())
+        generate_clip(short, moving_clip(1.0), job(), RecordingHooks())
     with pytest.raises(RequestTooLarge, match="GiB"):
-        short.generate(moving_clip(0.5), job(), RecordingHooks())
+        generate_clip(short, moving_clip(0.5), job(), RecordingHooks())
     assert short.estimate(12, HEIGHT, WIDTH, 0.0).seconds == 0.0
 
 
@@ -202,11 +204,13 @@ def test_two_worker_threads_share_one_engine_safely(engine: WanEngine) -> None:
     scheduler keeps per-call state: runs take turns, and each gets the frames it gets alone."""
     clip = moving_clip(1.0)
     seeds = (21, 22, 23)
-    alone = {seed: engine.generate(clip, job(seed=seed), RecordingHooks()).frames for seed in seeds}
+    alone = {
+        seed: generate_clip(engine, clip, job(seed=seed), RecordingHooks()).frames for seed in seeds
+    }
     together: dict[int, np.ndarray] = {}
 
     def run(seed: int) -> None:
-        together[seed] = engine.generate(clip, job(seed=seed), RecordingHooks()).frames
+        together[seed] = generate_clip(engine, clip, job(seed=seed), RecordingHooks()).frames
 
     threads = [threading.Thread(target=run, args=(seed,)) for seed in seeds]
     for thread in threads:

@@ -1,4 +1,5 @@
-"""read_clip(): center crop, exact output size, timestamp resampling, trimming, rotation, images."""
+"""read_clip() and FrameReader: center crop, exact output size, timestamp resampling, trimming,
+rotation, images, batches, damaged input and the pixel limit."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.videos import FRAME_INDEX_STEP, make_image, make_video
+from tests.videos import FRAME_INDEX_STEP, make_damaged_mjpeg, make_image, make_video
 from vidmorph.errors import InvalidMedia
-from vidmorph.media.decode import read_clip
+from vidmorph.media.decode import FrameReader, read_clip
 
 RED, GREEN, BLUE = (230, 30, 30), (30, 200, 30), (30, 30, 230)
 
@@ -155,3 +156,45 @@ def test_unreadable_file_raises_invalid_media(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidMedia):
         read_clip(tmp_path / "junk.mp4", width=64, height=48, max_seconds=10)
+
+
+def test_the_reader_knows_its_count_up_front_and_streams_fresh_batches(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=2.0, size=(320, 240), fps=30)
+    whole = read_clip(video, width=64, height=48, max_seconds=10).frames
+    with FrameReader(video, width=64, height=48, max_seconds=10, batch_frames=5) as reader:
+        assert reader.num_frames == 48  # before any frame is decoded
+        batches = list(reader.batches())
+    assert [len(b) for b in batches] == [5] * 9 + [3]
+    assert len({id(b) for b in batches}) == len(batches)  # none reused for a later batch
+    assert np.array_equal(np.concatenate(batches), whole)
+
+
+def test_a_header_without_a_duration_is_counted_from_its_packets(tmp_path: Path) -> None:
+    # Motion-JPEG in Matroska: the muxer writes the duration, so count it both ways.
+    video = make_damaged_mjpeg(tmp_path / "in.mkv", seconds=1.5, damaged_from_s=99)
+    with FrameReader(video, width=64, height=48, max_seconds=10) as reader:
+        assert reader.num_frames == 36
+        assert sum(len(b) for b in reader.batches()) == 36
+
+
+def test_input_damaged_midway_fails_saying_where(tmp_path: Path) -> None:
+    video = make_damaged_mjpeg(tmp_path / "in.mkv", seconds=3.0, damaged_from_s=2.0)
+    handed_on = 0
+    with (
+        FrameReader(video, width=64, height=48, max_seconds=10, batch_frames=4) as reader,
+        pytest.raises(InvalidMedia, match=r"damaged at 2\.0 s"),
+    ):
+        for batch in reader.batches():
+            handed_on += len(batch)
+    assert 40 <= handed_on <= 48  # the good frames went on before the damage was met
+
+
+def test_the_decoder_refuses_frames_above_the_pixel_limit(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=0.5, size=(320, 240))
+    with (
+        FrameReader(video, width=64, height=48, max_seconds=1, max_pixels=320 * 239) as reader,
+        pytest.raises(InvalidMedia, match="could not be decoded"),
+    ):
+        list(reader.batches())
+    with FrameReader(video, width=64, height=48, max_seconds=1, max_pixels=320 * 240) as reader:
+        assert sum(len(b) for b in reader.batches()) == 12

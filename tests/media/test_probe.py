@@ -179,3 +179,37 @@ def test_video_with_no_decodable_frames_is_rejected_as_invalid_media(tmp_path: P
     video.write_bytes(bytes(data))
 
     assert _refusal(video) == "The video has no decodable frames."
+
+
+def _huge_png(path: Path, *, damaged: bool) -> Path:
+    """A 16000x16000 one-bit PNG: a few dozen KB on disk, 768 MB once decoded to RGB."""
+    Image.new("1", (16000, 16000)).save(path)
+    if damaged:  # a decode would fail on this; a header check never reads it
+        data = bytearray(path.read_bytes())
+        start = data.index(b"IDAT") + 4
+        data[start : start + 64] = bytes(range(64))
+        path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_frames_above_the_pixel_limit_are_refused_from_the_header(
+    tmp_path: Path, damaged: bool
+) -> None:
+    huge = _huge_png(tmp_path / "huge.png", damaged=damaged)
+    with pytest.raises(InvalidMedia) as caught:
+        probe(huge, max_pixels=4096 * 2304)
+    assert caught.value.status == 400
+    assert caught.value.public_message == (
+        "The frames are 16000x16000 (256.0 megapixels); this server takes at most "
+        "9.4 megapixels per frame."
+    )
+
+
+def test_a_video_at_the_pixel_limit_is_taken_and_one_pixel_row_over_is_not(
+    tmp_path: Path,
+) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=0.5, size=(320, 240))
+    assert probe(video, max_pixels=320 * 240).width == 320
+    with pytest.raises(InvalidMedia, match="320x240"):
+        probe(video, max_pixels=320 * 239)

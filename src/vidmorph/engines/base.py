@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from vidmorph.media.clip import Clip
+from vidmorph.media.clip import Clip, ClipStream, Frames
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,27 @@ class Estimating(Protocol):
 class Engine(Protocol):
     """A generator. `load(device)` runs once per worker process, before any `generate`.
 
-    `generate` returns a clip of the same frame count, size and fps as its input. It must be
-    safe to call from one worker thread at a time; the worker serialises calls per engine.
+    `generate` is a stream transform: it reads `clip.batches` as it needs them and yields
+    output frames in batches (any sizes) that total `clip.num_frames`, at the input's size and
+    fps, handing each frame on as soon as it is final. It holds a window at most, never the
+    clip. The worker runs it on its own thread, between the decoder's thread and the
+    encoder's, and closes it (GeneratorExit at a `yield`) when another stage fails. One worker
+    thread iterates an engine at a time; the worker serialises calls per engine.
     """
 
     info: EngineInfo
 
     def load(self, device: str) -> None: ...
 
-    def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip: ...
+    def generate(
+        self, clip: ClipStream, job: GenerationInput, hooks: RunHooks
+    ) -> Iterator[Frames]: ...
+
+
+def generate_clip(
+    engine: Engine, clip: Clip, job: GenerationInput, hooks: RunHooks, *, batch_frames: int = 12
+) -> Clip:
+    """A whole clip through `engine`'s stream, collected (short clips, tests, benchmarks)."""
+    made = engine.generate(clip.stream(batch_frames), job, hooks)
+    out = ClipStream(made, clip.num_frames, clip.width, clip.height, clip.fps)
+    return out.collect()

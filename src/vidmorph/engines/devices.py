@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -135,15 +135,15 @@ def release_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def run_releasing(work: Callable[[], T], device: torch.device) -> T:
-    """Run `work`, then release device memory whether it returned or raised.
+def stream_releasing(items: Iterator[T], device: torch.device) -> Iterator[T]:
+    """`items` passed on; device memory is released once they end, fail or are closed.
 
     A traceback keeps every frame it passed through alive, and with them the pipeline's
     latents: the frames' locals are cleared (the traceback itself stays, for the log) before
     memory is released, and the exception, TaskCancelled included, propagates unchanged.
     """
     try:
-        return work()
+        yield from items
     except BaseException as error:
         _clear_frames(error)
         raise

@@ -3,7 +3,8 @@
 A clip longer than one model window is generated as overlapping windows (`plan_windows`): each
 window after the first is conditioned on the tail of the previous window's output and its first
 `overlap` frames are cross-faded into that tail (`place_window`), so no seam shows a jump;
-`run_windows` runs a plan's windows in turn. `StepProgress` turns the pipelines'
+`stream_windows` runs a plan's windows in turn over a stream of frames, holding about one
+window and handing frames on as soon as their seam is final. `StepProgress` turns the pipelines'
 `callback_on_step_end` into overall progress and cancel checks. The cost model that weights
 that progress and refuses jobs that cannot fit is in `costs.py`; devices, dtypes, seeds and
 memory release are in `devices.py`. Torch is imported lazily: importing an engine stays cheap.
@@ -12,7 +13,7 @@ memory release are in `devices.py`. Torch is imported lazily: importing an engin
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -122,25 +123,74 @@ def place_window(out: Frames, frames: Frames, window: Window) -> None:
     out[window.start + head : stop] = frames[head:]
 
 
-def run_windows(
+class FrameWindow:
+    """The input frames the current window needs, read from a stream as windows ask for them
+    and let go once no later window reads them: memory holds about one window."""
+
+    def __init__(self, frames: Iterator[Frames], num_frames: int, height: int, width: int) -> None:
+        self._frames, self.num_frames = frames, num_frames
+        self.height, self.width = height, width
+        self._held: list[Frames] = []
+        self._first = 0  # index of _held[0] in the stream
+
+    def take(self, start: int, stop: int) -> Frames:
+        """Frames [start, stop), padded past the stream's end and to the plan's size
+        (`pad_frames`: the same values padding the whole clip would give)."""
+        real_stop = min(stop, self.num_frames)
+        while self._first + len(self._held) < real_stop:
+            frame = next(self._frames, None)
+            if frame is None:
+                raise ValueError(f"The stream ended before its {self.num_frames} frames")
+            self._held.append(frame)
+        held = self._held[start - self._first : real_stop - self._first]
+        return pad_frames(np.stack(held), stop - start, self.height, self.width)
+
+    def drop_before(self, start: int) -> None:
+        del self._held[: max(0, start - self._first)]
+        self._first = max(self._first, start)
+
+
+def stream_windows(
     plan: Plan,
-    frames: Frames,
+    frames: Iterator[Frames],
+    num_frames: int,
     progress: StepProgress,
-    make: Callable[[Frames, Frames, Window], Frames],
-) -> Frames:
-    """Pad `frames` to the plan, then run its windows in turn under `torch.no_grad`: the model
-    call `make(padded, out, window)` sees the padded input and the output so far, and what it
-    makes is placed into `out`. Returns the padded output; cropping it is the caller's."""
+    make: Callable[[Frames, Frames | None, Window], Frames],
+) -> Iterator[Frames]:
+    """Run a plan's windows in turn as their input frames arrive, yielding output batches as
+    soon as they are final.
+
+    `frames` yields the `num_frames` input frames one at a time. The model call
+    `make(inputs, tail, window)` gets the window's padded input and the previous window's
+    output over its first `overlap` frames (None for the first window); what it makes is
+    cross-faded into that tail (`place_window`). A window's output up to where the next
+    window starts is final once it is placed and is yielded then; the rest waits for the next
+    window's cross-fade. Output is at the plan's (padded) size, `num_frames` frames in all;
+    cropping is the caller's. Each call runs under `torch.no_grad`.
+    """
     import torch
 
-    padded = pad_frames(frames, plan.windows[-1].stop, plan.height, plan.width)
-    out = np.empty_like(padded)
-    with torch.no_grad():
-        for window in plan.windows:
-            progress.start_window(window.index)
-            place_window(out, make(padded, out, window), window)
-            progress.window_done()
-    return out
+    source = FrameWindow(frames, num_frames, plan.height, plan.width)
+    tail: Frames | None = None
+    for position, window in enumerate(plan.windows):
+        progress.start_window(window.index)
+        inputs = source.take(window.start, window.stop)
+        with torch.no_grad():
+            made = make(inputs, tail, window)
+        out = np.empty_like(inputs)
+        if tail is not None:
+            out[: len(tail)] = tail
+        place_window(out, made, Window(window.index, 0, window.num_frames, window.overlap))
+        progress.window_done()
+        following = plan.windows[position + 1] if position + 1 < len(plan.windows) else None
+        final_stop = following.start if following is not None else window.stop
+        ready = min(final_stop, num_frames) - window.start
+        if ready > 0:
+            yield out[:ready]
+        if following is None:
+            return
+        tail = out[following.start - window.start :].copy()
+        source.drop_before(following.start)
 
 
 def denoising_steps(num_steps: int, strength: float) -> int:

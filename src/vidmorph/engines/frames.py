@@ -1,14 +1,16 @@
 """Frame geometry for a model with its own frame rate and frame size.
 
 Frames change rate by timestamps, never by blending (blends ghost): each frame at the new rate
-shows the source frame nearest to it in time (`nearest_frames`, `frames_covering`). Frames
-change size by bicubic resampling (`resize_frames`) to a working size that keeps the clip's
+shows the source frame nearest to it in time (`nearest_frames`, `frames_covering`), picked
+from a stream as it passes (`pick_frames`). Frames
+change size by bicubic resampling (`resize_frame`) to a working size that keeps the clip's
 aspect within a model's area cap and size multiple (`working_size`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -62,12 +64,37 @@ def working_size(
     return rounded(width), rounded(height)
 
 
-def resize_frames(frames: Frames, width: int, height: int) -> Frames:
-    """Bicubic to `width` x `height`; the frames themselves when already that size."""
-    if frames.shape[1:3] == (height, width):
-        return frames
-    resized = [
-        np.asarray(Image.fromarray(f).resize((width, height), Image.Resampling.BICUBIC))
-        for f in frames
-    ]
-    return np.stack(resized)
+def pick_frames(frames: Iterable[Frames], indices: Iterable[int]) -> Iterator[Frames]:
+    """`frames[i]` for each i of `indices` (non-decreasing), reading `frames` once, in order:
+    a frame picked several times is yielded again, one never picked is skipped."""
+    source = iter(frames)
+    position, current = -1, None
+    for index in indices:
+        if index < position:
+            raise ValueError("pick_frames needs non-decreasing indices")
+        while position < index:
+            current = next(source, None)
+            if current is None:
+                raise ValueError(f"The stream ended before frame {index}")
+            position += 1
+        assert current is not None
+        yield current
+
+
+def stack_batches(frames: Iterable[Frames], batch_frames: int) -> Iterator[Frames]:
+    """Single frames stacked into batches of `batch_frames` (the last may be shorter)."""
+    held: list[Frames] = []
+    for frame in frames:
+        held.append(frame)
+        if len(held) == batch_frames:
+            yield np.stack(held)
+            held = []
+    if held:
+        yield np.stack(held)
+
+
+def resize_frame(frame: Frames, width: int, height: int) -> Frames:
+    """One (H, W, 3) frame bicubic to `width` x `height`; the frame itself when already so."""
+    if frame.shape[:2] == (height, width):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC))

@@ -21,6 +21,7 @@ in `load`; the T5 encoder stays on the CPU and visits the GPU only to encode a n
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,7 @@ from vidmorph.engines.pipelines import (
     passthrough,
     place_pipeline,
 )
-from vidmorph.media.clip import Clip
+from vidmorph.media.clip import ClipStream, Frames
 
 if TYPE_CHECKING:
     import torch
@@ -193,7 +194,8 @@ class LtxEngine:
         budget = self.memory_budget_bytes if self.memory_budget_bytes is not None else budget_bytes
         return check_budget(estimate, budget, self._device)
 
-    def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
+    def generate(self, clip: ClipStream, job: GenerationInput, hooks: RunHooks) -> Iterator[Frames]:
+        """Checks now (strength, duration, memory); the frames as the stream is read."""
         check_strength(job.strength)
         pipe, device = self._loaded()
         steps = self._steps(job.strength)
@@ -203,7 +205,7 @@ class LtxEngine:
         self.check_fits(clip.num_frames, clip.height, clip.width, job.strength)
         plan = self._plan(clip.num_frames, clip.height, clip.width)
 
-        def work() -> Clip:
+        def work() -> Iterator[Frames]:
             sampling = LtxSampling(
                 guidance_scale=self.guidance_scale,
                 strength=min(job.strength, MAX_DENOISE_STRENGTH),
@@ -215,9 +217,9 @@ class LtxEngine:
             run = LtxRun(
                 pipe, device, plan, sampling, geometry=self.geometry, speed=self.speed, hooks=hooks
             )
-            return Clip(frames=run.frames(clip), fps=clip.fps)
+            return run.frames(clip)
 
-        return self._turns.run(work, device, hooks)
+        return self._turns.stream(work, device, hooks)
 
     @property
     def pipeline(self) -> LTXConditionPipeline:

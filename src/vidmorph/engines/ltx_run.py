@@ -11,6 +11,7 @@ runs it, measuring each window for the engine's cost model.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,8 +24,8 @@ from vidmorph.engines.devices import (
     synchronize,
     window_generator,
 )
-from vidmorph.engines.diffusion import Frames, Plan, Sampling, Window, run_windows
-from vidmorph.media.clip import Clip
+from vidmorph.engines.diffusion import Frames, Plan, Sampling, Window, stream_windows
+from vidmorph.media.clip import ClipStream
 
 if TYPE_CHECKING:
     import torch
@@ -62,29 +63,30 @@ class LtxRun:
             device, plan, hooks, steps=sampling.steps, geometry=geometry, record=speed
         )
 
-    def frames(self, clip: Clip) -> Frames:
-        """The clip's new frames: padded to the plan, generated window by window, cropped back."""
+    def frames(self, clip: ClipStream) -> Iterator[Frames]:
+        """The clip's new frames, window by window as the input arrives, padded to the plan
+        for the model and cropped back to the clip's size on the way out."""
         fps = max(1, round(clip.fps))
 
-        def make(frames: Frames, out: Frames, window: Window) -> Frames:
-            return self._window(frames, out, window, fps)
+        def make(frames: Frames, tail: Frames | None, window: Window) -> Frames:
+            return self._window(frames, tail, window, fps)
 
-        out = run_windows(self.plan, clip.frames, self.meter.progress, make)
-        return np.ascontiguousarray(out[: clip.num_frames, : clip.height, : clip.width])
+        made = stream_windows(self.plan, clip.frames(), clip.num_frames, self.meter.progress, make)
+        for batch in made:
+            yield np.ascontiguousarray(batch[:, : clip.height, : clip.width])
 
-    def _window(self, frames: Frames, out: Frames, window: Window, fps: int) -> Frames:
+    def _window(self, frames: Frames, tail: Frames | None, window: Window, fps: int) -> Frames:
         """One pipeline call: SDEdit from the window's input, conditioned on earlier output."""
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
         sampling = self.sampling
         self.meter.start()
-        latents = self._encode(frames[window.start : window.stop])
+        latents = self._encode(frames)
         conditions = None
-        if window.overlap:
+        if tail is not None:
             # The previous window's tail: plan_windows keeps it clear of any cross-fade.
-            tail = self._tensor(out[window.start : window.start + window.overlap])
             # diffusers hints a list of PIL images; its video processor takes tensors as well.
-            condition = LTXVideoCondition(video=tail, frame_index=0, strength=1.0)  # type: ignore[arg-type]
+            condition = LTXVideoCondition(video=self._tensor(tail), frame_index=0, strength=1.0)  # type: ignore[arg-type]
             conditions = [condition]
         synchronize(self.device)  # the VAE encode above counts as codec time, not denoising
         called = time.perf_counter()

@@ -10,13 +10,13 @@ start of `generate`. Torch is imported lazily.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from vidmorph.engines.base import RunHooks
-from vidmorph.engines.devices import run_releasing
+from vidmorph.engines.devices import stream_releasing
 from vidmorph.errors import RequestTooLarge
-from vidmorph.media.clip import Clip
+from vidmorph.media.clip import ClipStream, Frames
 
 if TYPE_CHECKING:
     import torch
@@ -70,12 +70,14 @@ class PipelineTurns:
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
-    def run(self, work: Callable[[], T], device: torch.device, hooks: RunHooks) -> T:
-        """`work` in turn (`devices.run_releasing`), unless the task was cancelled while it
-        waited."""
+    def stream(
+        self, work: Callable[[], Iterator[T]], device: torch.device, hooks: RunHooks
+    ) -> Iterator[T]:
+        """`work()`'s items, made in turn (`devices.stream_releasing`), unless the task was
+        cancelled while it waited. The turn lasts until the stream ends or is closed."""
         with self._lock:
             hooks.check_cancelled()
-            return run_releasing(work, device)
+            yield from stream_releasing(work(), device)
 
 
 def check_strength(strength: float) -> None:
@@ -84,14 +86,14 @@ def check_strength(strength: float) -> None:
         raise ValueError(f"strength must be within 0..1, got {strength}")
 
 
-def passthrough(clip: Clip, hooks: RunHooks) -> Clip:
-    """A copy of the input, for a strength that leaves no denoising step: no model runs."""
+def passthrough(clip: ClipStream, hooks: RunHooks) -> Iterator[Frames]:
+    """The input's own batches, for a strength that leaves no denoising step: no model runs."""
     hooks.check_cancelled()
     hooks.progress(1.0)
-    return Clip(frames=clip.frames.copy(), fps=clip.fps)
+    yield from clip.checked()
 
 
-def check_duration(clip: Clip, max_seconds: float) -> None:
+def check_duration(clip: ClipStream, max_seconds: float) -> None:
     """RequestTooLarge for a clip longer than `max_seconds` (by more than one frame)."""
     if clip.duration_s > max_seconds + 1.0 / clip.fps:
         raise RequestTooLarge(f"This engine makes at most {max_seconds:g} s per task")

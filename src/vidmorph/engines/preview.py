@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -16,7 +17,7 @@ from PIL import Image, ImageChops, ImageFilter
 
 from vidmorph.engines.base import EngineInfo, GenerationInput, RunHooks
 from vidmorph.engines.looks import Look, look_for_prompt, style_amount
-from vidmorph.media.clip import Clip
+from vidmorph.media.clip import ClipStream, Frames
 
 Frame = npt.NDArray[np.uint8]
 Offsets = npt.NDArray[np.int16]
@@ -42,27 +43,31 @@ class PreviewEngine:
         if device != "cpu":
             raise ValueError(f"The preview engine runs on the CPU only, not {device!r}")
 
-    def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
+    def generate(self, clip: ClipStream, job: GenerationInput, hooks: RunHooks) -> Iterator[Frames]:
         if not 0.0 <= job.strength <= 1.0:
             raise ValueError(f"strength must be within 0..1, got {job.strength}")
         look = look_for_prompt(job.text_prompt, job.seed)
         renderer = LookRenderer(look, job.strength, clip.width, clip.height)
-        frames, total = clip.frames, clip.num_frames
-        out = np.empty_like(frames)
+        return self._render(clip, renderer, hooks)
 
-        def render(index: int) -> None:
-            renderer.render(frames[index], out[index])
-
+    def _render(
+        self, clip: ClipStream, renderer: LookRenderer, hooks: RunHooks
+    ) -> Iterator[Frames]:
+        """Batches of `BATCH_FRAMES`, rendered across the threads; a check before and after."""
+        done, total = 0, clip.num_frames
         with ThreadPoolExecutor(self.threads, thread_name_prefix="preview") as pool:
-            for start in range(0, total, BATCH_FRAMES):
+            for frames in clip.rebatched(BATCH_FRAMES):
                 hooks.check_cancelled()
-                stop = min(start + BATCH_FRAMES, total)
-                list(pool.map(render, range(start, stop)))
-                hooks.progress(stop / total)
+                out = np.empty_like(frames)
+
+                def render(index: int, frames: Frame = frames, out: Frame = out) -> None:
+                    renderer.render(frames[index], out[index])
+
+                list(pool.map(render, range(len(frames))))
+                done += len(frames)
+                hooks.progress(done / total)
                 hooks.check_cancelled()
-        if total == 0:
-            hooks.progress(1.0)
-        return Clip(frames=out, fps=clip.fps)
+                yield out
 
 
 class LookRenderer:

@@ -33,6 +33,7 @@ run loop is in `wan_run.py`, the frame resampling and resizing in `frames.py`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +69,7 @@ from vidmorph.engines.wan_run import (
     WanRun,
     WanSampling,
 )
-from vidmorph.media.clip import Clip
+from vidmorph.media.clip import ClipStream, Frames
 
 if TYPE_CHECKING:
     import torch
@@ -237,7 +238,8 @@ class WanEngine:
         budget = self.memory_budget_bytes if self.memory_budget_bytes is not None else budget_bytes
         return check_budget(estimate, budget, self._device)
 
-    def generate(self, clip: Clip, job: GenerationInput, hooks: RunHooks) -> Clip:
+    def generate(self, clip: ClipStream, job: GenerationInput, hooks: RunHooks) -> Iterator[Frames]:
+        """Checks now (strength, duration, memory); the frames as the stream is read."""
         check_strength(job.strength)
         pipe, device = self._loaded()
         steps = self._steps(job.strength)
@@ -247,7 +249,7 @@ class WanEngine:
         self.check_fits(clip.num_frames, clip.height, clip.width, job.strength, clip.fps)
         plan = self.plan(clip.num_frames, clip.fps, clip.width, clip.height)
 
-        def work() -> Clip:
+        def work() -> Iterator[Frames]:
             _set_flow_shift(pipe, plan.width * plan.height)
             sampling = WanSampling(
                 guidance_scale=self.guidance_scale,
@@ -260,9 +262,9 @@ class WanEngine:
             run = WanRun(
                 pipe, device, plan, sampling, geometry=self._geometry, speed=self.speed, hooks=hooks
             )
-            return Clip(frames=run.frames(clip), fps=clip.fps)
+            return run.frames(clip)
 
-        return self._turns.run(work, device, hooks)
+        return self._turns.stream(work, device, hooks)
 
     def prompt_embeds(self, text: str) -> dict[str, torch.Tensor]:
         """The prompt's umT5 embeddings as pipeline keyword arguments; the last one is cached."""

@@ -10,6 +10,7 @@ run; this module only runs it, measuring each window for the engine's cost model
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,9 @@ from PIL import Image
 from vidmorph.engines.base import RunHooks
 from vidmorph.engines.costs import SpeedRecord, TokenGeometry, WindowMeter
 from vidmorph.engines.devices import check_finite, window_generator
-from vidmorph.engines.diffusion import Frames, Plan, Sampling, Window, run_windows
-from vidmorph.engines.frames import nearest_frames, resize_frames
-from vidmorph.media.clip import Clip
+from vidmorph.engines.diffusion import Frames, Plan, Sampling, Window, stream_windows
+from vidmorph.engines.frames import nearest_frames, pick_frames, resize_frame, stack_batches
+from vidmorph.media.clip import ClipStream
 
 if TYPE_CHECKING:
     import torch
@@ -32,6 +33,8 @@ WanPipeline = Any
 
 MODEL_FPS = 16.0
 MAX_SEQUENCE_LENGTH = 512  # umT5 tokens, Wan's own
+#: output frames handed on together, back at the clip's rate and size
+OUTPUT_BATCH_FRAMES = 12
 
 
 @dataclass(frozen=True)
@@ -68,22 +71,30 @@ class WanRun:
         )
         self._first_step_at = 0.0
 
-    def frames(self, clip: Clip) -> Frames:
-        """The clip through the model: to 16 fps and the working size, windows, and back."""
+    def frames(self, clip: ClipStream) -> Iterator[Frames]:
+        """The clip through the model: to 16 fps and the working size, windows, and back, each
+        step reading the one before as a stream."""
         plan = self.plan
         to_model = nearest_frames(plan.model_frames, MODEL_FPS, clip.fps, clip.num_frames)
-        source = resize_frames(clip.frames[to_model], plan.width, plan.height)
-        out = run_windows(plan, source, self.meter.progress, self._window)
+        source = (
+            resize_frame(frame, plan.width, plan.height)
+            for frame in pick_frames(clip.frames(), to_model)
+        )
+        made = stream_windows(plan, source, plan.model_frames, self.meter.progress, self._window)
         back = nearest_frames(clip.num_frames, clip.fps, MODEL_FPS, plan.model_frames)
-        return np.ascontiguousarray(resize_frames(out[back], clip.width, clip.height))
+        model_out = (frame for batch in made for frame in batch)
+        restored = (
+            resize_frame(frame, clip.width, clip.height) for frame in pick_frames(model_out, back)
+        )
+        yield from stack_batches(restored, OUTPUT_BATCH_FRAMES)
 
-    def _window(self, source: Frames, out: Frames, window: Window) -> Frames:
+    def _window(self, source: Frames, tail: Frames | None, window: Window) -> Frames:
         """One pipeline call: SDEdit from the window's input, its head the previous output."""
         sampling = self.sampling
-        video = source[window.start : window.stop]
-        if window.overlap:
-            video = video.copy()
-            video[: window.overlap] = out[window.start : window.start + window.overlap]
+        video = source
+        if tail is not None:
+            video = source.copy()
+            video[: len(tail)] = tail
         self.meter.start()
         with window_generator(self.device, sampling.seed, window.index) as generator:
             result = self.pipe(

@@ -1,7 +1,13 @@
-"""Clip: the frames engines consume and return, with their frame rate."""
+"""Frames as engines consume and return them: a whole `Clip`, or a `ClipStream` of batches.
+
+A task's media path is a stream (decode -> engine -> encode, `media.stream`), so memory follows
+the batch and the engine's window, never the clip's length. `Clip` stays for what is short by
+nature (a preview's first frame, tests) and converts both ways.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,3 +44,88 @@ class Clip:
     @property
     def duration_s(self) -> float:
         return self.num_frames / self.fps
+
+    def stream(self, batch_frames: int = 12) -> ClipStream:
+        """The clip as a stream of views, `batch_frames` at a time."""
+        if batch_frames < 1:
+            raise ValueError("batch_frames must be at least 1")
+        batches = (
+            self.frames[start : start + batch_frames]
+            for start in range(0, self.num_frames, batch_frames)
+        )
+        return ClipStream(batches, self.num_frames, self.width, self.height, self.fps)
+
+
+@dataclass(frozen=True)
+class ClipStream:
+    """A clip that arrives in order as batches of RGB frames, each (t, H, W, 3) uint8.
+
+    `num_frames` is known before the first batch (windowed engines plan by it) and the batches
+    total exactly that many. A consumer reads `batches` once; a batch stays valid after the
+    next one arrives (producers hand over fresh arrays, never reuse them).
+    """
+
+    batches: Iterable[Frames]
+    num_frames: int
+    width: int
+    height: int
+    fps: float
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1 or self.width < 1 or self.height < 1 or self.fps <= 0:
+            raise ValueError(
+                f"A clip stream needs frames, a size and a rate, got {self.num_frames} frames "
+                f"of {self.width}x{self.height} at {self.fps} fps"
+            )
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.fps
+
+    def checked(self) -> Iterator[Frames]:
+        """The batches, each checked against the declared size, and their total against the
+        declared count (ValueError at the first that does not match)."""
+        count = 0
+        for batch in self.batches:
+            if batch.ndim != 4 or batch.shape[1:] != (self.height, self.width, 3):
+                raise ValueError(
+                    f"A batch of {batch.shape} in a {self.width}x{self.height} RGB stream"
+                )
+            if count + len(batch) > self.num_frames:
+                raise ValueError(f"The stream holds more than its {self.num_frames} frames")
+            count += len(batch)
+            yield batch
+        if count != self.num_frames:
+            raise ValueError(f"The stream ended after {count} of its {self.num_frames} frames")
+
+    def frames(self) -> Iterator[Frames]:
+        """Frame by frame, each (H, W, 3)."""
+        for batch in self.checked():
+            yield from batch
+
+    def rebatched(self, batch_frames: int) -> Iterator[Frames]:
+        """The same frames in batches of `batch_frames` (the last one may be shorter); batches
+        that already have that size pass through uncopied."""
+        if batch_frames < 1:
+            raise ValueError("batch_frames must be at least 1")
+        buffer = np.empty((batch_frames, self.height, self.width, 3), dtype=np.uint8)
+        filled = 0
+        for batch in self.checked():
+            if filled == 0 and len(batch) == batch_frames:
+                yield batch
+                continue
+            for frame in batch:
+                buffer[filled] = frame
+                filled += 1
+                if filled == batch_frames:
+                    yield buffer
+                    buffer, filled = np.empty_like(buffer), 0
+        if filled:
+            yield buffer[:filled]
+
+    def collect(self) -> Clip:
+        """The whole stream in memory (for short clips and tests only)."""
+        frames = np.empty((self.num_frames, self.height, self.width, 3), dtype=np.uint8)
+        for index, frame in enumerate(self.frames()):
+            frames[index] = frame
+        return Clip(frames, self.fps)

@@ -1,5 +1,8 @@
-"""Decoding uploads into a `Clip`: the first video stream, upright, center-cropped to the output
+"""Decoding uploads into frames: the first video stream, upright, center-cropped to the output
 aspect ratio, scaled, resampled to a fixed frame rate by timestamp and trimmed.
+
+`FrameReader` streams the frames in batches (a task's media path); `read_clip` collects them
+into one `Clip` (previews, tests).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from av.filter import Graph
 from av.video.stream import VideoStream
 
 from vidmorph.errors import InvalidMedia
-from vidmorph.media.clip import Clip, Frames
+from vidmorph.media.clip import Clip, ClipStream, Frames
 from vidmorph.media.probe import open_media
 
 ProgressFn = Callable[[float], None]
@@ -48,42 +51,112 @@ def read_clip(
     max_seconds: float,
     on_progress: ProgressFn | None = None,
 ) -> Clip:
-    """Decode `path` into exactly `width` x `height` RGB frames at `fps`.
+    """The whole of `path` as one `Clip` (see `FrameReader`); for short clips and previews."""
+    with FrameReader(
+        path, width=width, height=height, fps=fps, max_seconds=max_seconds, on_progress=on_progress
+    ) as reader:
+        return reader.stream().collect()
 
-    Output frame i shows the source frame on screen at i / fps (the latest one whose
-    timestamp is <= that instant). The clip lasts min(max_seconds, source duration), so it
-    holds round(duration * fps) frames, at least one; a still image gives a one-frame clip.
+
+class FrameReader:
+    """Decodes `path` into exactly `width` x `height` RGB frames at `fps`, a batch at a time.
+
+    Output frame i shows the source frame on screen at i / fps (the latest one whose timestamp
+    is <= that instant). The clip lasts min(max_seconds, source duration), so it holds
+    round(duration * fps) frames, at least one; a still image gives one frame. The count is
+    known on opening (`num_frames`): from the header, else from one pass over the packets. A
+    source that ends early repeats its last frame to the count; one that fails to decode
+    after good frames raises `InvalidMedia` saying where (the probe let it in, so the bytes
+    are damaged inside). `max_pixels` makes the decoder refuse frames above that area.
     """
-    if width <= 0 or height <= 0 or fps <= 0 or max_seconds <= 0:
-        raise ValueError("width, height, fps and max_seconds must be positive")
-    with open_media(path) as container:
-        if not container.streams.video:
-            raise InvalidMedia("The file has no video stream.")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame + slice threads: decoding dominates the cost
-        declared_s = _declared_duration_s(stream, container.duration)
-        limit_s = min(max_seconds, declared_s) if declared_s else max_seconds
-        sink = _FrameSink(_num_frames(limit_s, fps), width, height, fps, on_progress)
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        fps: float = 24.0,
+        max_seconds: float,
+        batch_frames: int = 12,
+        max_pixels: int | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> None:
+        if width <= 0 or height <= 0 or fps <= 0 or max_seconds <= 0 or batch_frames <= 0:
+            raise ValueError("width, height, fps, max_seconds and batch_frames must be positive")
+        self.width, self.height, self.fps = width, height, fps
+        self.batch_frames, self.on_progress = batch_frames, on_progress
+        self._container = open_media(path)
         try:
-            _decode_into(sink, container.decode(stream))
-            frames = sink.finish(known_length=declared_s is not None, max_seconds=max_seconds)
+            if not self._container.streams.video:
+                raise InvalidMedia("The file has no video stream.")
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_type = "AUTO"  # frame + slice threads: decoding dominates
+            if max_pixels is not None:
+                self._stream.codec_context.options = {"max_pixels": str(max_pixels)}
+            duration_s = _declared_duration_s(self._stream, self._container.duration)
+            if duration_s is None:
+                duration_s = _demuxed_duration_s(path)
+            limit_s = min(max_seconds, duration_s) if duration_s else 1 / fps
+            self.num_frames = _num_frames(limit_s, fps)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def stream(self) -> ClipStream:
+        return ClipStream(self.batches(), self.num_frames, self.width, self.height, self.fps)
+
+    def batches(self) -> Iterator[Frames]:
+        """The frames in fresh batches of `batch_frames` (the last may be shorter)."""
+        sink = _FrameSink(self.num_frames, self.width, self.height, self.fps, self.batch_frames)
+        try:
+            try:
+                decoded = self._container.decode(self._stream)
+            except av.FFmpegError as error:  # the decoder would not open: max_pixels, codec
+                raise InvalidMedia("The video could not be decoded.") from error
+            for frame in _decoded(decoded, sink):
+                more = sink.offer(frame)
+                yield from sink.ready()
+                self._report(sink)
+                if not more:
+                    break
+            sink.finish()
+            yield from sink.ready()
+            if self.on_progress is not None:
+                self.on_progress(1.0)
         finally:
             sink.close()
-    return Clip(frames=frames, fps=fps)
+
+    def _report(self, sink: _FrameSink) -> None:
+        if self.on_progress is not None and sink.placed_progress():
+            self.on_progress(sink.filled / self.num_frames)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def _decode_into(sink: _FrameSink, decoded: Iterator[av.VideoFrame]) -> None:
+def _decoded(decoded: Iterator[av.VideoFrame], sink: _FrameSink) -> Iterator[av.VideoFrame]:
+    """The decoder's frames; an error before any frame is unreadable media, one after good
+    frames is damage at that point of the file."""
     while True:
         try:
             frame = next(decoded)
         except StopIteration:
             return
         except av.FFmpegError as error:
-            if sink.filled == 0 and sink.pending is None:
+            if sink.pending is None:
                 raise InvalidMedia("The video could not be decoded.") from error
-            return  # a damaged tail after good frames: keep what decoded, as players do
-        if not sink.offer(frame):
-            return
+            raise InvalidMedia(
+                f"The video is damaged at {sink.pending_s + sink.frame_step_s:.1f} s: it does not"
+                " decode past there."
+            ) from error
+        yield frame
 
 
 def _num_frames(duration_s: float, fps: float) -> int:
@@ -96,6 +169,28 @@ def _declared_duration_s(stream: VideoStream, container_duration: int | None) ->
     if container_duration:
         return container_duration / av.time_base
     return None
+
+
+def _demuxed_duration_s(path: Path) -> float | None:
+    """The video's span from one pass over its packets (no decoding), for headers without a
+    duration; None for a still image."""
+    first_s: float | None = None
+    end_s, packets = 0.0, 0
+    with open_media(path) as container:
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None or packet.time_base is None or packet.size == 0:
+                    continue
+                packets += 1
+                start = float(packet.pts * packet.time_base)
+                first_s = start if first_s is None else min(first_s, start)
+                end_s = max(end_s, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+        except av.FFmpegError:
+            pass  # a damaged tail: the span up to it
+    if first_s is None or packets == 1:
+        return None  # a still: one frame
+    return max(0.0, end_s - first_s)
 
 
 @dataclass
@@ -160,28 +255,34 @@ def _build_graph(frame: av.VideoFrame, width: int, height: int) -> Graph:
 
 
 class _FrameSink:
-    """Places decoded frames into the output slots whose instants they are on screen for."""
+    """Places decoded frames into the output slots whose instants they are on screen for, and
+    hands the slots on in batches as they fill.
 
-    def __init__(
-        self, capacity: int, width: int, height: int, fps: float, on_progress: ProgressFn | None
-    ) -> None:
-        self.frames: Frames = np.empty((capacity, height, width, 3), dtype=np.uint8)
+    A converter thread scales and copies (both release the GIL) while the decoder works on the
+    next packet; one thread keeps the filter graph in order. Batches are fresh arrays: the
+    consumer may keep one while the next fills.
+    """
+
+    def __init__(self, capacity: int, width: int, height: int, fps: float, batch: int) -> None:
+        self.capacity, self.batch = capacity, batch
         self.width, self.height, self.fps = width, height, fps
-        self.on_progress = on_progress
-        self.filled = 0
+        self.filled = 0  # slots given a frame (their pixels may still be converting)
+        self.written = 0  # slots whose pixels are in place
         self.pending: av.VideoFrame | None = None  # latest decoded frame, not yet placed
         self.pending_s = 0.0
         self.origin_s: float | None = None
-        self.frame_step_s = 0.0  # how long the last frame stays on screen, for the tail
+        self.frame_step_s = 0.0  # how long the last frame stays on screen
+        self._batches: dict[int, Frames] = {}  # batch index -> array, written by the converter
+        self._next_batch = 0
+        self._last_report = 0
         self._graph: Graph | None = None
         self._graph_key: tuple[int, int, str, int] | None = None
-        # One converter thread: scaling and copying (both release the GIL) overlap with the
-        # decoder instead of holding up the next packet. One thread keeps the graph in order.
         self._converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidmorph-scale")
-        self._in_flight: deque[Future[None]] = deque()
+        self._in_flight: deque[Future[int]] = deque()
 
     def close(self) -> None:
         self._converter.shutdown(wait=True, cancel_futures=True)
+        self._batches.clear()
 
     def offer(self, frame: av.VideoFrame) -> bool:
         """Take the next decoded frame; False once every output slot is decided."""
@@ -193,48 +294,70 @@ class _FrameSink:
             if time_s > self.pending_s:
                 self.frame_step_s = time_s - self.pending_s
             self._place_until(time_s)
-        if self.filled >= len(self.frames):
+        if self.filled >= self.capacity:
             return False
         self.pending, self.pending_s = frame, time_s
         return True
 
-    def finish(self, *, known_length: bool, max_seconds: float) -> Frames:
-        """Fill the tail with the last frame; unknown lengths end where the last frame does."""
-        capacity = len(self.frames)
-        if not known_length and self.pending is not None:
-            end_s = min(max_seconds, self.pending_s + (self.frame_step_s or 1 / self.fps))
-            capacity = min(capacity, _num_frames(end_s, self.fps))
+    def finish(self) -> None:
+        """Fill the remaining slots with the last frame and wait for every conversion."""
         if self.pending is None:
             raise InvalidMedia("The video has no decodable frames.")
-        self._place_until(float("inf"), capacity)
+        self._place_until(float("inf"))
         while self._in_flight:
-            self._in_flight.popleft().result()
-        if self.on_progress is not None:
-            self.on_progress(1.0)
-        return self.frames[:capacity]
+            self._collect()
 
-    def _place_until(self, next_s: float, capacity: int | None = None) -> None:
+    def ready(self) -> Iterator[Frames]:
+        """Batches whose every slot is written, in order; each is handed on once."""
+        while True:
+            start = self._next_batch * self.batch
+            stop = min(start + self.batch, self.capacity)
+            if start >= self.capacity or self.written < stop:
+                return
+            batch = self._batches.pop(self._next_batch)
+            self._next_batch += 1
+            yield batch
+
+    def placed_progress(self) -> bool:
+        """Whether enough slots filled since the last report to report again."""
+        if self.filled // _PROGRESS_EVERY_FRAMES == self._last_report // _PROGRESS_EVERY_FRAMES:
+            return False
+        self._last_report = self.filled
+        return True
+
+    def _place_until(self, next_s: float) -> None:
         """Give the pending frame every slot whose instant falls before `next_s`."""
-        end = len(self.frames) if capacity is None else capacity
         first = self.filled
-        while self.filled < end and self.filled / self.fps + _TIME_EPSILON_S < next_s:
+        while self.filled < self.capacity and self.filled / self.fps + _TIME_EPSILON_S < next_s:
             self.filled += 1
         if self.filled == first or self.pending is None:
             return
         self._in_flight.append(
             self._converter.submit(self._convert, self.pending, first, self.filled)
         )
-        if len(self._in_flight) > _MAX_IN_FLIGHT:
-            self._in_flight.popleft().result()
-        if self.on_progress is not None and (
-            self.filled // _PROGRESS_EVERY_FRAMES != first // _PROGRESS_EVERY_FRAMES
+        while len(self._in_flight) > _MAX_IN_FLIGHT or (
+            self._in_flight and self._in_flight[0].done()
         ):
-            self.on_progress(self.filled / len(self.frames))
+            self._collect()
 
-    def _convert(self, frame: av.VideoFrame, first: int, end: int) -> None:
-        self.frames[first] = self._to_rgb(frame)
-        if end - first > 1:
-            self.frames[first + 1 : end] = self.frames[first]
+    def _collect(self) -> None:
+        self.written = self._in_flight.popleft().result()
+
+    def _convert(self, frame: av.VideoFrame, first: int, end: int) -> int:
+        """Slots [first, end) all show `frame`: convert it once, copy it into each."""
+        rgb = self._to_rgb(frame)
+        for slot in range(first, end):
+            index, offset = divmod(slot, self.batch)
+            self._slots(index)[offset] = rgb
+        return end
+
+    def _slots(self, index: int) -> Frames:
+        batch = self._batches.get(index)
+        if batch is None:
+            size = min(self.batch, self.capacity - index * self.batch)
+            batch = np.empty((size, self.height, self.width, 3), dtype=np.uint8)
+            self._batches[index] = batch
+        return batch
 
     def _to_rgb(self, frame: av.VideoFrame) -> Frames:
         key = (frame.width, frame.height, frame.format.name, frame.rotation)

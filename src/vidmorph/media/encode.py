@@ -1,12 +1,13 @@
-"""Encoding results: a `Clip` to an H.264 yuv420p faststart MP4 (with the source's audio,
-trimmed, when it has any), and a frame to a JPEG preview.
+"""Encoding results: a clip (a `ClipStream` as it arrives, or a whole `Clip`) to an H.264
+yuv420p faststart MP4, with the source's audio trimmed to it when it has any; a frame to a
+JPEG preview.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from av.video.format import VideoFormat
 from av.video.stream import VideoStream
 from PIL import Image
 
-from vidmorph.media.clip import Clip, Frames
+from vidmorph.media.clip import Clip, ClipStream, Frames
 from vidmorph.media.probe import open_media
 
 ProgressFn = Callable[[float], None]
@@ -40,7 +41,7 @@ _LIMITED_RANGE = 1
 
 
 def write_mp4(
-    clip: Clip,
+    clip: Clip | ClipStream,
     path: Path,
     *,
     audio_from: Path | None = None,
@@ -50,25 +51,27 @@ def write_mp4(
 ) -> None:
     """Encode `clip` to `path`: H.264 yuv420p at the clip's size and fps, moov first.
 
+    A stream is encoded as its batches arrive, so memory holds a few frames, not the clip.
     When `audio_from` has an audio stream, its first `clip.duration_s` seconds (from the
     start of its video) are re-encoded to AAC alongside.
     """
-    if clip.width % 2 or clip.height % 2:
-        raise ValueError(f"H.264 yuv420p needs even sizes, got {clip.width}x{clip.height}")
-    rate = Fraction(clip.fps).limit_denominator(1001)
+    stream = clip.stream() if isinstance(clip, Clip) else clip
+    if stream.width % 2 or stream.height % 2:
+        raise ValueError(f"H.264 yuv420p needs even sizes, got {stream.width}x{stream.height}")
+    rate = Fraction(stream.fps).limit_denominator(1001)
     with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as output:
-        video = _add_video_stream(output, clip, rate, crf=crf, preset=preset)
-        audio = _AudioCopier.open(audio_from, output, clip.duration_s) if audio_from else None
+        video = _add_video_stream(output, stream, rate, crf=crf, preset=preset)
+        audio = _AudioCopier.open(audio_from, output, stream.duration_s) if audio_from else None
         try:
-            for index, frame in enumerate(_yuv_frames(clip, rate)):
+            for index, frame in enumerate(_yuv_frames(stream, rate)):
                 if audio is not None:
-                    audio.copy_until((index + 1) / clip.fps)
+                    audio.copy_until((index + 1) / stream.fps)
                 output.mux(video.encode(frame))
                 if on_progress is not None and (index + 1) % _PROGRESS_EVERY_FRAMES == 0:
-                    on_progress((index + 1) / clip.num_frames)
+                    on_progress((index + 1) / stream.num_frames)
             output.mux(video.encode(None))
             if audio is not None:
-                audio.copy_until(clip.duration_s)
+                audio.copy_until(stream.duration_s)
                 audio.flush()
         finally:
             if audio is not None:
@@ -78,7 +81,7 @@ def write_mp4(
 
 
 def _add_video_stream(
-    output: OutputContainer, clip: Clip, rate: Fraction, *, crf: int, preset: str
+    output: OutputContainer, clip: ClipStream, rate: Fraction, *, crf: int, preset: str
 ) -> VideoStream:
     video = output.add_stream("libx264", rate=rate)
     video.width, video.height = clip.width, clip.height
@@ -96,28 +99,26 @@ def _add_video_stream(
     return video
 
 
-def _yuv_frames(clip: Clip, rate: Fraction) -> Iterator[av.VideoFrame]:
+def _yuv_frames(clip: ClipStream, rate: Fraction) -> Iterator[av.VideoFrame]:
     """The clip's frames as yuv420p, converted on a helper thread a few frames ahead of the
     encoder: the conversion releases the GIL, so it overlaps with x264's own threads."""
     graph = _yuv_graph(clip.width, clip.height, rate)
 
-    def convert(index: int) -> av.VideoFrame:
+    def convert(index: int, frame: Frames) -> av.VideoFrame:
         # from_numpy_buffer wraps the array without copying; the conversion is the one copy.
-        rgb = av.VideoFrame.from_numpy_buffer(
-            np.ascontiguousarray(clip.frames[index]), format="rgb24"
-        )
+        rgb = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(frame), format="rgb24")
         rgb.pts = index
         graph.vpush(rgb)
         return graph.vpull()
 
-    total = clip.num_frames
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidmorph-yuv") as converter:
-        ahead = deque(converter.submit(convert, i) for i in range(min(_CONVERT_AHEAD, total)))
-        for index in range(total):
-            frame = ahead.popleft().result()
-            if index + _CONVERT_AHEAD < total:
-                ahead.append(converter.submit(convert, index + _CONVERT_AHEAD))
-            yield frame
+        ahead: deque[Future[av.VideoFrame]] = deque()
+        for index, frame in enumerate(clip.frames()):
+            ahead.append(converter.submit(convert, index, frame))
+            if len(ahead) > _CONVERT_AHEAD:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
 
 def _yuv_graph(width: int, height: int, rate: Fraction) -> Graph:

@@ -89,18 +89,25 @@ def _unreadable_message(path: Path) -> str:
     return UNREADABLE
 
 
-def probe(path: Path) -> MediaInfo:
-    """Describe `path`, or raise `InvalidMedia` if it is not a whole, decodable video or image.
+def probe(path: Path, *, max_pixels: int | None = None) -> MediaInfo:
+    """Describe `path`, or raise `InvalidMedia` if it is not a whole, decodable video or image,
+    or if its frames are larger than `max_pixels` (width x height).
 
-    Demuxes every packet (cheap: no decoding) to catch files cut short, and decodes only until
-    the first video frame comes out.
+    The size comes from the header, before anything is decoded (and the decoder itself is
+    told the limit, for headers that do not say). Demuxes every packet (cheap: no decoding) to
+    catch files cut short, and decodes only until the first video frame comes out.
     """
     with open_media(path) as container:
         if not container.streams.video:
             raise InvalidMedia(NO_VIDEO)
         stream = container.streams.video[0]
+        if max_pixels is not None:
+            _check_pixels(stream.codec_context.width, stream.codec_context.height, max_pixels)
+            stream.codec_context.options = {"max_pixels": str(max_pixels)}
         demuxed = _demux_all(container, stream)
         frame = demuxed.first_frame
+        if frame is not None and max_pixels is not None:
+            _check_pixels(frame.width, frame.height, max_pixels)
         is_image = container.format.name in _IMAGE_DEMUXERS and demuxed.video_packets == 1
         if frame is None:
             raise InvalidMedia(IMAGE_CORRUPT if is_image else NO_FRAMES)
@@ -118,6 +125,14 @@ def probe(path: Path) -> MediaInfo:
             has_alpha=_has_alpha(frame),
             codec=stream.codec_context.name,
             size_bytes=path.stat().st_size,
+        )
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise InvalidMedia(
+            f"The frames are {width}x{height} ({width * height / 1e6:.1f} megapixels); this "
+            f"server takes at most {max_pixels / 1e6:.1f} megapixels per frame."
         )
 
 

@@ -55,7 +55,7 @@ def ingest(
     """Probe `upload` and keep it as a new asset; the upload file is consumed either way."""
     try:
         media_type, ext = media_type_of(content_type)
-        info = probe(upload)
+        info = probe(upload, max_pixels=ctx.settings.max_input_pixels)
         if info.media_type != media_type:
             raise errors.InvalidMedia(
                 f"Content-Type says {media_type} but the file is {info.media_type}."
