@@ -200,3 +200,7 @@ def print_end_to_end(results: dict[str, list[dict[str, float]]]) -> None:
         f"\nPreview / identity: {medians['preview'] / medians['identity']:.2f}x (medians); "
         f"run by run {min(pairs):.2f}x–{max(pairs):.2f}x."
     )
+
+
+if __name__ == "__main__":
+    main()

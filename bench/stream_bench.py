@@ -93,7 +93,10 @@ def run_task(work: Path, source: Path, seconds: int) -> dict[str, float]:
             "seed": 42,
         }
         started = time.perf_counter()
-        task = client.post(f"{api}/gen3/video", json=body).json()
+        created = client.post(f"{api}/gen3/video", json=body)
+        if created.status_code != 200:
+            raise RuntimeError(f"the {seconds} s task was refused: {created.text}")
+        task = created.json()
         while True:
             done = client.get(f"{api}/tasks/{task['taskId']}").json()
             if done["status"] in {"SUCCEEDED", "FAILED"}:
@@ -165,7 +168,7 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         sources = {}
         for seconds in lengths:
-            sources[seconds] = work / f"source_1080p_{seconds}s.mp4"
+            sources[seconds] = work / f"testsrc2_1080p_{seconds}s.mp4"
             if not sources[seconds].exists():
                 print(f"making {sources[seconds]} ...", file=sys.stderr, flush=True)
                 make_source(ffmpeg, sources[seconds], seconds)

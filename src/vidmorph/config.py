@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: the longest `VIDMORPH_MAX_SECONDS` a deployment may set: an hour of output per task
+MAX_SECONDS_CEILING = 3600
+
 
 class Settings(BaseSettings):
     """Every knob Vidmorph has. Tests build `Settings(...)` directly."""
@@ -79,7 +82,10 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(False, description="Log a line per request (it costs throughput).")
     max_seconds: int = Field(
-        10, ge=1, le=3600, description="Longest output a task may ask for (the contract's 10)."
+        10,
+        ge=1,
+        le=MAX_SECONDS_CEILING,
+        description="Longest output a task may ask for (the contract's 10).",
     )
     url_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Lifetime of signed file URLs.")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import traceback
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -23,6 +23,7 @@ from vidmorph.engines.devices import (
     window_seed,
 )
 from vidmorph.engines.diffusion import (
+    Plan,
     StepProgress,
     Window,
     denoising_steps,
@@ -30,6 +31,7 @@ from vidmorph.engines.diffusion import (
     pad_frames,
     place_window,
     plan_windows,
+    stream_windows,
 )
 from vidmorph.errors import TaskCancelled
 
@@ -122,6 +124,67 @@ def test_the_cross_fade_is_linear_over_the_overlap() -> None:
     place_window(out, np.full((9, 1, 1, 3), 0, np.uint8), Window(0, 0, 9, 0))
     place_window(out, np.full((9, 1, 1, 3), 200, np.uint8), Window(1, 4, 9, 5))
     assert out[:, 0, 0, 0].tolist() == [0, 0, 0, 0, 33, 67, 100, 133, 167, 200, 200, 200]
+
+
+Make = Callable[[np.ndarray, np.ndarray | None, Window], np.ndarray]
+
+
+def _whole_clip_reference(plan: Plan, frames: np.ndarray, make: Make) -> np.ndarray:
+    """What a run over the whole clip in memory makes: pad it all, place window by window."""
+    padded = pad_frames(frames, plan.windows[-1].stop, plan.height, plan.width)
+    out = np.empty_like(padded)
+    for window in plan.windows:
+        tail = out[window.start : window.start + window.overlap] if window.overlap else None
+        place_window(out, make(padded[window.start : window.stop], tail, window), window)
+    return out[: len(frames)]
+
+
+class _CountingFrames:
+    """Frames handed out one at a time, counting how many the reader holds at once."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self.frames, self.next = frames, 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for index in range(len(self.frames)):
+            self.next = index + 1
+            yield self.frames[index]
+
+
+@pytest.mark.parametrize("num_frames", [9, 25, 57, 60, 130])
+def test_streamed_windows_equal_the_whole_clip_run_and_hold_one_window(num_frames: int) -> None:
+    rng = np.random.default_rng(num_frames)
+    frames = rng.integers(0, 256, (num_frames, 10, 14, 3), dtype=np.uint8)
+    plan = Plan(plan_windows(num_frames, 25, 9, 8), height=16, width=16)
+    source = _CountingFrames(frames)
+    seen: list[tuple[int, int]] = []  # (window, frames read so far) at each model call
+
+    def make(inputs: np.ndarray, tail: np.ndarray | None, window: Window) -> np.ndarray:
+        # A model stand-in that depends on its input, the tail it continues and the window.
+        seen.append((window.index, source.next))
+        made = (inputs.astype(np.int16) * 3 + 7 * window.index) % 256
+        if tail is not None:
+            made[: len(tail)] = (made[: len(tail)] + tail) // 2
+        return made.astype(np.uint8)
+
+    progress = StepProgress(RecordingHooks(), steps=1, window_s=[(1.0, 0.0)] * len(plan.windows))
+    batches = list(stream_windows(plan, iter(source), num_frames, progress, make))
+    streamed, calls = np.concatenate(batches), list(seen)
+    np.testing.assert_array_equal(streamed, _whole_clip_reference(plan, frames, make))
+    # Each window's call has read its own frames and no more: the clip is never all in memory.
+    assert [read for _, read in calls] == [min(w.stop, num_frames) for w in plan.windows]
+    # Frames go on once final: every window but the last hands on up to where the next starts.
+    assert [len(b) for b in batches[:-1]] == [
+        b.start - a.start for a, b in itertools.pairwise(plan.windows)
+    ][: len(batches) - 1]
+
+
+def test_a_window_stream_that_ends_early_is_an_error() -> None:
+    frames = np.zeros((20, 8, 8, 3), dtype=np.uint8)
+    plan = Plan(plan_windows(30, 25, 9, 8), height=8, width=8)
+    progress = StepProgress(RecordingHooks(), steps=1, window_s=[(1.0, 0.0)] * 2)
+    with pytest.raises(ValueError, match="ended before its 30 frames"):
+        list(stream_windows(plan, iter(frames), 30, progress, lambda f, t, w: f))
 
 
 @pytest.mark.parametrize("num_steps", [4, 8, 50])

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vidmorph.config import MAX_SECONDS_CEILING
 from vidmorph.service.generate import MAX_SEED, CreateRequest
 
 
@@ -31,7 +32,8 @@ class Gen3VideoIn(BaseModel):
     assetId: str = Field(min_length=1, max_length=2000)
     text_prompt: str = Field(min_length=1, max_length=1000)
     structure_transformation: float = Field(3.0, ge=0, le=10)
-    seconds: int | None = Field(None, ge=1, le=60)
+    # The deployment's VIDMORPH_MAX_SECONDS (10 by default) is checked at admission.
+    seconds: int | None = Field(None, ge=1, le=MAX_SECONDS_CEILING)
     resolution: Literal["720p"] = "720p"
     seed: int | None = Field(None, ge=1, le=MAX_SEED)
     exploreMode: bool = False
