@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -99,6 +100,11 @@ class _StageHooks(_Hooks):
         self.done_at[stage] = seconds
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_end_to_end(workdir: Path, repeat: int) -> dict[str, list[dict[str, float]]]:
     """Part B: 10 s of 1080p decoded, generated and encoded to 1280x768 through the task's own
     overlapped stages (`service.render.run_stages`); preview against the identity engine,
@@ -119,6 +125,7 @@ def bench_end_to_end(workdir: Path, repeat: int) -> dict[str, list[dict[str, flo
     engines: dict[str, Any] = {"identity": IdentityEngine(), "preview": PreviewEngine()}
     for name in ("identity", "preview") * repeat:
         hooks = _StageHooks()
+        cpu_before = _cpu_s()
         started = time.perf_counter()
         with FrameReader(
             source, width=WIDTH, height=HEIGHT, fps=FPS, max_seconds=E2E_SECONDS,
@@ -129,6 +136,7 @@ def bench_end_to_end(workdir: Path, repeat: int) -> dict[str, list[dict[str, flo
             )
         times = {f"{stage}_s": at for stage, at in hooks.done_at.items()}
         times["total_s"] = time.perf_counter() - started
+        times["cpu_s"] = _cpu_s() - cpu_before
         results[name].append(times)
         print(f"  {name}: {times}", file=sys.stderr)
     return results
@@ -182,8 +190,11 @@ def print_end_to_end(results: dict[str, list[dict[str, float]]]) -> None:
         "run (decode + encode only), through the same stages. Each stage's column is when it "
         "handed on its last frame, in seconds from the start; medians (ranges) of the runs.\n"
     )
-    print("| pipeline | decode done s | engine done s | encode done s = total | real-time factor |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| pipeline | decode done s | engine done s | encode done s = total | CPU s "
+        "| cores busy | real-time factor |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     medians = {}
     for name, runs in results.items():
         cells = []
@@ -191,7 +202,11 @@ def print_end_to_end(results: dict[str, list[dict[str, float]]]) -> None:
             values = [run[key] for run in runs]
             cells.append(f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})")
         medians[name] = statistics.median(run["total_s"] for run in runs)
-        print(f"| {name} | {' | '.join(cells)} | {E2E_SECONDS / medians[name]:.2f}x |")
+        cpu_s = statistics.median(run["cpu_s"] for run in runs)
+        print(
+            f"| {name} | {' | '.join(cells)} | {cpu_s:.2f} | {cpu_s / medians[name]:.2f} "
+            f"| {E2E_SECONDS / medians[name]:.2f}x |"
+        )
     pairs = [
         p["total_s"] / i["total_s"]
         for i, p in zip(results["identity"], results["preview"], strict=True)
