@@ -43,6 +43,21 @@ class RaisesMidway(SlowEngine):
             yield batch
 
 
+class Deaf(SlowEngine):
+    """Slow, and never reports progress or checks for a cancel."""
+
+    info = EngineInfo(name="deaf", devices=("cpu",), max_seconds=60, deterministic=True)
+
+    def generate(self, clip: ClipStream, job: GenerationInput, hooks: RunHooks) -> Iterator[Frames]:
+        for batch in clip.rebatched(BATCH):
+            time.sleep(self.batch_sleep_s)
+            yield 255 - batch
+
+
+def deaf() -> Deaf:
+    return Deaf()
+
+
 class FailsInLoad(SlowEngine):
     def load(self, device: str) -> None:
         raise RuntimeError("no weights here")

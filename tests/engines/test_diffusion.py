@@ -270,7 +270,7 @@ def test_devices_and_dtypes() -> None:
 
 
 def test_stream_releasing_passes_the_items_on() -> None:
-    assert list(stream_releasing(iter([5, 6]), resolve_device("cpu"))) == [5, 6]
+    assert list(stream_releasing(lambda: iter([5, 6]), resolve_device("cpu"))) == [5, 6]
 
 
 def test_a_cancel_propagates_without_pinning_the_work_s_tensors() -> None:
@@ -283,10 +283,23 @@ def test_a_cancel_propagates_without_pinning_the_work_s_tensors() -> None:
         raise TaskCancelled()
 
     with pytest.raises(TaskCancelled) as caught:
-        list(stream_releasing(denoise(), resolve_device("cpu")))
+        list(stream_releasing(denoise, resolve_device("cpu")))
     assert held[0]() is None
     # The traceback stays whole for the log.
     assert "denoise" in "".join(traceback.format_tb(caught.value.__traceback__))
+
+
+def test_a_stream_that_fails_before_its_first_item_pins_nothing_either() -> None:
+    held: list[weakref.ref[torch.Tensor]] = []
+
+    def make() -> Iterator[int]:  # fails while setting up, e.g. encoding the prompt
+        embeds = torch.zeros(1000)
+        held.append(weakref.ref(embeds))
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        list(stream_releasing(make, resolve_device("cpu")))
+    assert held[0]() is None
 
 
 def test_a_chained_failure_releases_the_frames_of_its_cause_too() -> None:
@@ -305,7 +318,7 @@ def test_a_chained_failure_releases_the_frames_of_its_cause_too() -> None:
         yield 1
 
     with pytest.raises(RuntimeError, match="decode failed") as caught:
-        list(stream_releasing(work(), resolve_device("cpu")))
+        list(stream_releasing(work, resolve_device("cpu")))
     assert isinstance(caught.value.__cause__, ValueError) and held[0]() is None
 
 

@@ -117,7 +117,8 @@ def test_strength_zero_returns_the_input_without_running(engine: WanEngine) -> N
     out = generate_clip(engine, clip, job(strength=0.0), hooks)
     assert np.array_equal(out.frames, clip.frames)
     assert out.frames is not clip.frames
-    assert hooks.ratios == [1.0]
+    # 24 frames in two batches: a cancel check and a progress report per batch.
+    assert hooks.ratios == [0.5, 1.0] and hooks.checks == 2
     # Below one step of the schedule (1/8 here) is a passthrough too.
     assert np.array_equal(
         generate_clip(engine, clip, job(strength=0.1), RecordingHooks()).frames, clip.frames

@@ -3,8 +3,11 @@ rotation, images, batches, damaged input and the pixel limit."""
 
 from __future__ import annotations
 
+import tracemalloc
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -198,3 +201,47 @@ def test_the_decoder_refuses_frames_above_the_pixel_limit(tmp_path: Path) -> Non
         list(reader.batches())
     with FrameReader(video, width=64, height=48, max_seconds=1, max_pixels=320 * 240) as reader:
         assert sum(len(b) for b in reader.batches()) == 12
+
+
+def _gap_video(path: Path, gap_s: float) -> Path:
+    """Two frames in Matroska, the second `gap_s` after the first (variable frame rate)."""
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 320, 192, "yuv420p"
+        for index, pts in enumerate((0, round(gap_s * 24), round(gap_s * 24) + 1)):
+            picture = np.full((192, 320, 3), 60 * index, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 24)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_a_frame_on_screen_for_a_long_gap_is_handed_on_a_batch_at_a_time(tmp_path: Path) -> None:
+    video = _gap_video(tmp_path / "gap.mkv", gap_s=20.0)
+    tracemalloc.start()
+    try:
+        with FrameReader(video, width=320, height=192, max_seconds=30, batch_frames=12) as reader:
+            assert reader.num_frames == 482
+            count = first_level = 0
+            for batch in reader.batches():
+                if count == 0:
+                    first_level = int(batch[0].mean())
+                count += len(batch)
+                del batch
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 482 and first_level < 10
+    # 480 slots of the first frame are 85 MB as one piece; a batch at a time is a few.
+    assert peak < 20 * 2**20, peak
+
+
+def test_a_container_duration_that_is_the_audio_s_does_not_stretch_the_video(
+    tmp_path: Path,
+) -> None:
+    video = make_video(
+        tmp_path / "in.mkv", seconds=1.0, size=(160, 96), audio=True, audio_seconds=20.0
+    )
+    with FrameReader(video, width=64, height=48, max_seconds=60) as reader:
+        assert reader.num_frames == 24

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
@@ -117,3 +119,26 @@ def test_a_stream_that_breaks_its_promise_is_an_error(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         ClipStream(batches, 3, 6, 4, 24.0).collect()
+
+
+def test_a_failed_stage_keeps_no_batch_alive_once_its_error_is_handled() -> None:
+    batch = np.zeros((4, 8, 8, 3), dtype=np.uint8)
+    alive = weakref.ref(batch)
+
+    def failing(frames: np.ndarray) -> Iterator[np.ndarray]:
+        yield frames
+        raise RuntimeError("engine failed")
+
+    source = failing(batch)
+    del batch
+    gc.disable()  # reference cycles would hide until a collection: there must be none
+    try:
+        with Prefetch(source, depth=1, name="stage-f") as items:
+            del source
+            next(items)
+            with pytest.raises(RuntimeError):
+                next(items)
+        del items
+        assert alive() is None
+    finally:
+        gc.enable()

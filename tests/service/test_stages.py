@@ -80,6 +80,23 @@ def test_a_cancel_midway_stops_every_stage_and_keeps_nothing(
         assert time.monotonic() - started < 5  # one batch of the slow engine, not the clip
 
 
+def test_a_cancel_stops_an_engine_that_never_checks_for_one(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(engine="tests.engines.fixtures:deaf")) as live:
+        asset = live.upload_video(tmp_path, seconds=5)  # 30 batches of 0.15 s: 4.5 s
+        task = live.create({"assetId": asset["assetId"], "text_prompt": "x"}).json()
+        url = f"{live.api}/tasks/{task['taskId']}"
+        wait_for(lambda: "task-engine" in stage_threads(), 20, "the engine to be under way")
+        time.sleep(0.5)
+        assert live.client.get(url).json()["status"] == "RUNNING"
+        started = time.monotonic()
+        assert live.client.delete(url).status_code == 204
+        assert live.wait_task(task["taskId"], {"CANCELLED"})["status"] == "CANCELLED"
+        assert_nothing_left(live, asset)
+        assert time.monotonic() - started < 3  # the encoder's own check, about once a second
+
+
 def test_input_damaged_at_second_40_fails_the_task_saying_where(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:

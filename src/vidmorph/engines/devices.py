@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -135,15 +135,16 @@ def release_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def stream_releasing(items: Iterator[T], device: torch.device) -> Iterator[T]:
-    """`items` passed on; device memory is released once they end, fail or are closed.
+def stream_releasing(make: Callable[[], Iterator[T]], device: torch.device) -> Iterator[T]:
+    """`make()`'s items passed on; device memory is released once they end, fail or are
+    closed, or `make` itself fails.
 
     A traceback keeps every frame it passed through alive, and with them the pipeline's
     latents: the frames' locals are cleared (the traceback itself stays, for the log) before
     memory is released, and the exception, TaskCancelled included, propagates unchanged.
     """
     try:
-        yield from items
+        yield from make()
     except BaseException as error:
         _clear_frames(error)
         raise

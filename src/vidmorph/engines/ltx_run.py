@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline
 
 MAX_SEQUENCE_LENGTH = 128  # T5 tokens, as the LTX docs use; ample for a 1000-character prompt
+#: output frames handed on together
+OUTPUT_BATCH_FRAMES = 12
 # LTX's 0.9.1+ VAEs decode at a small timestep with a little noise (LTX docs); the pipeline
 # ignores both for VAEs without timestep conditioning.
 DECODE_TIMESTEP, DECODE_NOISE_SCALE = 0.05, 0.025
@@ -72,8 +74,11 @@ class LtxRun:
             return self._window(frames, tail, window, fps)
 
         made = stream_windows(self.plan, clip.frames(), clip.num_frames, self.meter.progress, make)
-        for batch in made:
-            yield np.ascontiguousarray(batch[:, : clip.height, : clip.width])
+        for window_out in made:
+            # In small batches: the encoder's queue then holds a few frames, not windows.
+            for start in range(0, len(window_out), OUTPUT_BATCH_FRAMES):
+                batch = window_out[start : start + OUTPUT_BATCH_FRAMES]
+                yield np.ascontiguousarray(batch[:, : clip.height, : clip.width])
 
     def _window(self, frames: Frames, tail: Frames | None, window: Window, fps: int) -> Frames:
         """One pipeline call: SDEdit from the window's input, conditioned on earlier output."""

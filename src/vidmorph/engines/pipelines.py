@@ -77,7 +77,7 @@ class PipelineTurns:
         cancelled while it waited. The turn lasts until the stream ends or is closed."""
         with self._lock:
             hooks.check_cancelled()
-            yield from stream_releasing(work(), device)
+            yield from stream_releasing(work, device)
 
 
 def check_strength(strength: float) -> None:
@@ -87,10 +87,14 @@ def check_strength(strength: float) -> None:
 
 
 def passthrough(clip: ClipStream, hooks: RunHooks) -> Iterator[Frames]:
-    """The input's own batches, for a strength that leaves no denoising step: no model runs."""
-    hooks.check_cancelled()
-    hooks.progress(1.0)
-    yield from clip.checked()
+    """The input's own batches, for a strength that leaves no denoising step: no model runs.
+    Each batch is checked for a cancel first and counts towards progress."""
+    done = 0
+    for batch in clip.checked():
+        hooks.check_cancelled()
+        yield batch
+        done += len(batch)
+        hooks.progress(done / clip.num_frames)
 
 
 def check_duration(clip: ClipStream, max_seconds: float) -> None:

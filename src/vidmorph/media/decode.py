@@ -30,7 +30,7 @@ SCALER = "bicubic"
 # instant counts as on screen at it.
 _TIME_EPSILON_S = 1e-4
 _PROGRESS_EVERY_FRAMES = 8
-_MAX_IN_FLIGHT = 4  # decoded frames waiting for the converter thread
+_MAX_IN_FLIGHT = 4  # pieces of frames (each within one batch) waiting for the converter
 # YUV sources are scaled in their own format and only then turned into RGB: scaling straight
 # to RGB makes swscale take its slow full-chroma path (about 4x the cost at 1080p).
 _YUV_PREFIXES = ("yuv", "nv")
@@ -94,7 +94,9 @@ class FrameReader:
             self._stream.thread_type = "AUTO"  # frame + slice threads: decoding dominates
             if max_pixels is not None:
                 self._stream.codec_context.options = {"max_pixels": str(max_pixels)}
-            duration_s = _declared_duration_s(self._stream, self._container.duration)
+            # The video stream's own duration, else its packets' span, as the probe measures
+            # it (a container's duration may be its audio's, far past the last frame).
+            duration_s = _stream_duration_s(self._stream)
             if duration_s is None:
                 duration_s = _demuxed_duration_s(path)
             limit_s = min(max_seconds, duration_s) if duration_s else 1 / fps
@@ -116,12 +118,12 @@ class FrameReader:
                 raise InvalidMedia("The video could not be decoded.") from error
             for frame in _decoded(decoded, sink):
                 more = sink.offer(frame)
-                yield from sink.ready()
+                yield from sink.pump()
                 self._report(sink)
                 if not more:
                     break
             sink.finish()
-            yield from sink.ready()
+            yield from sink.pump(final=True)
             if self.on_progress is not None:
                 self.on_progress(1.0)
         finally:
@@ -163,11 +165,9 @@ def _num_frames(duration_s: float, fps: float) -> int:
     return max(1, round(duration_s * fps))
 
 
-def _declared_duration_s(stream: VideoStream, container_duration: int | None) -> float | None:
+def _stream_duration_s(stream: VideoStream) -> float | None:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
-    if container_duration:
-        return container_duration / av.time_base
     return None
 
 
@@ -259,8 +259,10 @@ class _FrameSink:
     hands the slots on in batches as they fill.
 
     A converter thread scales and copies (both release the GIL) while the decoder works on the
-    next packet; one thread keeps the filter graph in order. Batches are fresh arrays: the
-    consumer may keep one while the next fills.
+    next packet; one thread keeps the filter graph in order. A frame on screen for many slots
+    (a still, a gap in the timestamps, a source that ends early) is placed a batch at a time,
+    so memory holds a few batches whatever the span. Batches are fresh arrays: the consumer
+    may keep one while the next fills.
     """
 
     def __init__(self, capacity: int, width: int, height: int, fps: float, batch: int) -> None:
@@ -279,6 +281,9 @@ class _FrameSink:
         self._graph_key: tuple[int, int, str, int] | None = None
         self._converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidmorph-scale")
         self._in_flight: deque[Future[int]] = deque()
+        #: (frame, first slot, end slot, keep its pixels for the next piece, reuse the kept ones)
+        self._todo: deque[tuple[av.VideoFrame, int, int, bool, bool]] = deque()
+        self._kept: Frames | None = None  # a converted frame spanning several batches
 
     def close(self) -> None:
         self._converter.shutdown(wait=True, cancel_futures=True)
@@ -300,12 +305,23 @@ class _FrameSink:
         return True
 
     def finish(self) -> None:
-        """Fill the remaining slots with the last frame and wait for every conversion."""
+        """Give the remaining slots to the last frame (`pump(final=True)` writes them)."""
         if self.pending is None:
             raise InvalidMedia("The video has no decodable frames.")
         self._place_until(float("inf"))
-        while self._in_flight:
+
+    def pump(self, *, final: bool = False) -> Iterator[Frames]:
+        """Convert what was placed, at most `_MAX_IN_FLIGHT` pieces at a time, handing batches
+        on as they complete; `final` waits for every piece."""
+        while self._todo or (final and self._in_flight):
+            if self._todo and len(self._in_flight) < _MAX_IN_FLIGHT:
+                self._in_flight.append(self._converter.submit(self._convert, *self._todo.popleft()))
+                continue
             self._collect()
+            yield from self.ready()
+        while self._in_flight and self._in_flight[0].done():
+            self._collect()
+        yield from self.ready()
 
     def ready(self) -> Iterator[Frames]:
         """Batches whose every slot is written, in order; each is handed on once."""
@@ -326,26 +342,33 @@ class _FrameSink:
         return True
 
     def _place_until(self, next_s: float) -> None:
-        """Give the pending frame every slot whose instant falls before `next_s`."""
+        """Give the pending frame every slot whose instant falls before `next_s`, as pieces
+        that each stay within one batch."""
         first = self.filled
         while self.filled < self.capacity and self.filled / self.fps + _TIME_EPSILON_S < next_s:
             self.filled += 1
         if self.filled == first or self.pending is None:
             return
-        self._in_flight.append(
-            self._converter.submit(self._convert, self.pending, first, self.filled)
-        )
-        while len(self._in_flight) > _MAX_IN_FLIGHT or (
-            self._in_flight and self._in_flight[0].done()
-        ):
-            self._collect()
+        start, pieces = first, []
+        while start < self.filled:
+            stop = min(self.filled, (start // self.batch + 1) * self.batch)
+            pieces.append((start, stop))
+            start = stop
+        many = len(pieces) > 1
+        for index, (start, stop) in enumerate(pieces):
+            self._todo.append((self.pending, start, stop, many and index == 0, index > 0))
 
     def _collect(self) -> None:
         self.written = self._in_flight.popleft().result()
 
-    def _convert(self, frame: av.VideoFrame, first: int, end: int) -> int:
-        """Slots [first, end) all show `frame`: convert it once, copy it into each."""
-        rgb = self._to_rgb(frame)
+    def _convert(self, frame: av.VideoFrame, first: int, end: int, keep: bool, reuse: bool) -> int:
+        """Slots [first, end) all show `frame`: convert it once (or take the pixels kept from its
+        previous piece), copy it into each."""
+        if reuse and self._kept is not None:
+            rgb = self._kept
+        else:
+            rgb = self._to_rgb(frame)
+            self._kept = rgb.copy() if keep else None
         for slot in range(first, end):
             index, offset = divmod(slot, self.batch)
             self._slots(index)[offset] = rgb

@@ -50,10 +50,13 @@ class Prefetch(Generic[T]):
         self._thread.start()
 
     def _run(self) -> None:
-        iterator = iter(self._source)
+        iterator = None
         try:
+            iterator = iter(self._source)
             for item in iterator:
-                if not self._put(("item", item)):
+                handed = self._put(("item", item))
+                del item  # the consumer's now: a failure's traceback must not keep it
+                if not handed:
                     return
             self._put(("end", None))
         except BaseException as error:  # handed to the consumer, raised there
@@ -91,7 +94,10 @@ class Prefetch(Generic[T]):
             if kind == "end":
                 raise StopIteration
             assert isinstance(value, BaseException)
-            raise value
+            try:
+                raise value
+            finally:
+                del value  # no frame -> error -> traceback -> frame cycle holding batches
 
     def close(self) -> None:
         """Join the thread; if the consumer left before the stream's end, stop the pipeline

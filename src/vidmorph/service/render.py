@@ -42,6 +42,8 @@ T = TypeVar("T")
 BATCH_FRAMES = 12
 #: batches a stage may hold ready for the next one
 QUEUE_BATCHES = 2
+#: how often the encoder stage looks for a cancel itself
+_CANCEL_CHECK_S = 1.0
 #: errnos that mean the work directory's disk is full
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -160,9 +162,15 @@ def run_stages(
         hooks.stage_done(stage, time.monotonic() - started)
 
     def keep_first(items: Iterator[Frames]) -> Iterator[Frames]:
+        """The engine's batches, keeping the first frame; a cancel is seen here too, about
+        once a second, whatever the engine checks itself."""
+        checked = time.monotonic()
         for batch in items:
             if not first and len(batch):
                 first.append(batch[0].copy())
+            if time.monotonic() - checked >= _CANCEL_CHECK_S:
+                hooks.check_cancelled()
+                checked = time.monotonic()
             yield batch
 
     size = (reader.num_frames, reader.width, reader.height, reader.fps)
@@ -175,9 +183,11 @@ def run_stages(
         ) as generated:
             write_mp4(ClipStream(keep_first(generated), *size), video, audio_from=audio_from)
         # An engine may stop reading at its last frame, before the decoder's end: take the end
-        # too, so the decoder finishes rather than being stopped.
-        for _ in decoded:
-            pass
+        # too, so the decoder finishes rather than being stopped. Damage past the frames the
+        # output needed does not fail a whole output.
+        with contextlib.suppress(errors.InvalidMedia):
+            for _ in decoded:
+                pass
     hooks.stage_done("encode", time.monotonic() - started)
     hooks.check_cancelled()
     return first[0]
