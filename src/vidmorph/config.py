@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         le=MAX_SECONDS_CEILING,
         description="Longest output a task may ask for (the contract's 10).",
     )
+    events_poll_s: float = Field(
+        0.5, gt=0, le=10, description="How often a task's event stream looks for a change."
+    )
     url_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Lifetime of signed file URLs.")
 
     default_email: str = Field("default@vidmorph.local", description="The default account.")

@@ -127,3 +127,10 @@ def test_listed_tasks_carry_their_own_artifacts_and_sources(
         got = by_id[task["taskId"]]
         assert [a["taskId"] for a in got["artifacts"]] == [task["taskId"]]
         assert asset["id"] in got["options"]["video_prompt"]
+
+
+def test_a_wrong_method_is_a_405_in_the_envelope_with_its_allow_header(server: LiveServer) -> None:
+    resp = server.client.put(f"{server.api}/features/")
+    assert resp.status_code == 405
+    assert resp.json() == {"error": "Method not allowed.", "code": 405}
+    assert resp.headers["allow"] == "GET"

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from vidmorph import __version__
 from vidmorph.api import errors
 from vidmorph.api.guards import RefuseNul
-from vidmorph.api.routes import accounts, assets, features, gen3, ops, tasks
+from vidmorph.api.routes import accounts, assets, events, features, gen3, ops, tasks
 from vidmorph.api.server import configure_limits, freeze_heap
 from vidmorph.config import Settings
 from vidmorph.container import Services, build_services
@@ -60,7 +60,7 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
             f"{PREFIX}/tasks/{{task_id}}", tasks.get_task, methods=["GET"], include_in_schema=False
         )
     )
-    for module in (tasks, gen3, assets, accounts, features):
+    for module in (tasks, events, gen3, assets, accounts, features):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(ops.router)
     return app

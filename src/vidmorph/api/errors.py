@@ -51,7 +51,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return envelope(exc.status_code, _STATUS_TEXT.get(exc.status_code, str(exc.detail)))
+        response = envelope(exc.status_code, _STATUS_TEXT.get(exc.status_code, str(exc.detail)))
+        response.headers.update(exc.headers or {})  # a 405's Allow, among others
+        return response
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, _: ClientDisconnect) -> JSONResponse:
