@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from vidmorph.media.clip import Clip, ClipStream, Frames
+from vidmorph.media.clip import BATCH_FRAMES, Clip, ClipStream, Frames
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,12 @@ class Engine(Protocol):
 
 
 def generate_clip(
-    engine: Engine, clip: Clip, job: GenerationInput, hooks: RunHooks, *, batch_frames: int = 12
+    engine: Engine,
+    clip: Clip,
+    job: GenerationInput,
+    hooks: RunHooks,
+    *,
+    batch_frames: int = BATCH_FRAMES,
 ) -> Clip:
     """A whole clip through `engine`'s stream, collected (short clips, tests, benchmarks)."""
     made = engine.generate(clip.stream(batch_frames), job, hooks)

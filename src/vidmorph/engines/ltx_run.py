@@ -25,15 +25,13 @@ from vidmorph.engines.devices import (
     window_generator,
 )
 from vidmorph.engines.diffusion import Frames, Plan, Sampling, Window, stream_windows
-from vidmorph.media.clip import ClipStream
+from vidmorph.media.clip import BATCH_FRAMES, ClipStream
 
 if TYPE_CHECKING:
     import torch
     from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline
 
 MAX_SEQUENCE_LENGTH = 128  # T5 tokens, as the LTX docs use; ample for a 1000-character prompt
-#: output frames handed on together
-OUTPUT_BATCH_FRAMES = 12
 # LTX's 0.9.1+ VAEs decode at a small timestep with a little noise (LTX docs); the pipeline
 # ignores both for VAEs without timestep conditioning.
 DECODE_TIMESTEP, DECODE_NOISE_SCALE = 0.05, 0.025
@@ -76,8 +74,8 @@ class LtxRun:
         made = stream_windows(self.plan, clip.frames(), clip.num_frames, self.meter.progress, make)
         for window_out in made:
             # In small batches: the encoder's queue then holds a few frames, not windows.
-            for start in range(0, len(window_out), OUTPUT_BATCH_FRAMES):
-                batch = window_out[start : start + OUTPUT_BATCH_FRAMES]
+            for start in range(0, len(window_out), BATCH_FRAMES):
+                batch = window_out[start : start + BATCH_FRAMES]
                 yield np.ascontiguousarray(batch[:, : clip.height, : clip.width])
 
     def _window(self, frames: Frames, tail: Frames | None, window: Window, fps: int) -> Frames:

@@ -22,7 +22,7 @@ from vidmorph.engines.costs import SpeedRecord, TokenGeometry, WindowMeter
 from vidmorph.engines.devices import check_finite, window_generator
 from vidmorph.engines.diffusion import Frames, Plan, Sampling, Window, stream_windows
 from vidmorph.engines.frames import nearest_frames, pick_frames, resize_frame, stack_batches
-from vidmorph.media.clip import ClipStream
+from vidmorph.media.clip import BATCH_FRAMES, ClipStream
 
 if TYPE_CHECKING:
     import torch
@@ -33,8 +33,6 @@ WanPipeline = Any
 
 MODEL_FPS = 16.0
 MAX_SEQUENCE_LENGTH = 512  # umT5 tokens, Wan's own
-#: output frames handed on together, back at the clip's rate and size
-OUTPUT_BATCH_FRAMES = 12
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,7 @@ class WanRun:
         restored = (
             resize_frame(frame, clip.width, clip.height) for frame in pick_frames(model_out, back)
         )
-        yield from stack_batches(restored, OUTPUT_BATCH_FRAMES)
+        yield from stack_batches(restored, BATCH_FRAMES)
 
     def _window(self, source: Frames, tail: Frames | None, window: Window) -> Frames:
         """One pipeline call: SDEdit from the window's input, its head the previous output."""

@@ -20,8 +20,8 @@ from av.filter import Graph
 from av.video.stream import VideoStream
 
 from vidmorph.errors import InvalidMedia
-from vidmorph.media.clip import Clip, ClipStream, Frames
-from vidmorph.media.probe import open_media
+from vidmorph.media.clip import BATCH_FRAMES, Clip, ClipStream, Frames
+from vidmorph.media.probe import open_media, probe
 
 ProgressFn = Callable[[float], None]
 
@@ -49,11 +49,18 @@ def read_clip(
     height: int,
     fps: float = 24.0,
     max_seconds: float,
+    duration_s: float | None = None,
     on_progress: ProgressFn | None = None,
 ) -> Clip:
     """The whole of `path` as one `Clip` (see `FrameReader`); for short clips and previews."""
     with FrameReader(
-        path, width=width, height=height, fps=fps, max_seconds=max_seconds, on_progress=on_progress
+        path,
+        width=width,
+        height=height,
+        fps=fps,
+        max_seconds=max_seconds,
+        duration_s=duration_s,
+        on_progress=on_progress,
     ) as reader:
         return reader.stream().collect()
 
@@ -64,7 +71,9 @@ class FrameReader:
     Output frame i shows the source frame on screen at i / fps (the latest one whose timestamp
     is <= that instant). The clip lasts min(max_seconds, source duration), so it holds
     round(duration * fps) frames, at least one; a still image gives one frame. The count is
-    known on opening (`num_frames`): from the header, else from one pass over the packets. A
+    known on opening (`num_frames`): from `duration_s`, the probe's measure of the file when the
+    caller has it (an asset's metadata), else from the video stream's header, else from probing
+    the file (one pass over its packets). A
     source that ends early repeats its last frame to the count; one that fails to decode
     after good frames raises `InvalidMedia` saying where (the probe let it in, so the bytes
     are damaged inside). `max_pixels` makes the decoder refuse frames above that area.
@@ -78,7 +87,8 @@ class FrameReader:
         height: int,
         fps: float = 24.0,
         max_seconds: float,
-        batch_frames: int = 12,
+        duration_s: float | None = None,
+        batch_frames: int = BATCH_FRAMES,
         max_pixels: int | None = None,
         on_progress: ProgressFn | None = None,
     ) -> None:
@@ -94,11 +104,10 @@ class FrameReader:
             self._stream.thread_type = "AUTO"  # frame + slice threads: decoding dominates
             if max_pixels is not None:
                 self._stream.codec_context.options = {"max_pixels": str(max_pixels)}
-            # The video stream's own duration, else its packets' span, as the probe measures
-            # it (a container's duration may be its audio's, far past the last frame).
-            duration_s = _stream_duration_s(self._stream)
+            # The video's own duration as the probe measures it (never the container's,
+            # which may be its audio's, far past the last frame).
             if duration_s is None:
-                duration_s = _demuxed_duration_s(path)
+                duration_s = _stream_duration_s(self._stream) or probe(path).duration_s
             limit_s = min(max_seconds, duration_s) if duration_s else 1 / fps
             self.num_frames = _num_frames(limit_s, fps)
         except BaseException:
@@ -169,28 +178,6 @@ def _stream_duration_s(stream: VideoStream) -> float | None:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     return None
-
-
-def _demuxed_duration_s(path: Path) -> float | None:
-    """The video's span from one pass over its packets (no decoding), for headers without a
-    duration; None for a still image."""
-    first_s: float | None = None
-    end_s, packets = 0.0, 0
-    with open_media(path) as container:
-        stream = container.streams.video[0]
-        try:
-            for packet in container.demux(stream):
-                if packet.pts is None or packet.time_base is None or packet.size == 0:
-                    continue
-                packets += 1
-                start = float(packet.pts * packet.time_base)
-                first_s = start if first_s is None else min(first_s, start)
-                end_s = max(end_s, float((packet.pts + (packet.duration or 0)) * packet.time_base))
-        except av.FFmpegError:
-            pass  # a damaged tail: the span up to it
-    if first_s is None or packets == 1:
-        return None  # a still: one frame
-    return max(0.0, end_s - first_s)
 
 
 @dataclass

@@ -38,8 +38,6 @@ from vidmorph.service.views import task_name
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: frames per batch between stages: 12 frames of 1280x768 RGB are 35 MB
-BATCH_FRAMES = 12
 #: batches a stage may hold ready for the next one
 QUEUE_BATCHES = 2
 #: how often the encoder stage looks for a cancel itself
@@ -117,7 +115,7 @@ def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine) -> Ass
             height=p.height,
             fps=OUTPUT_FPS,
             max_seconds=float(p.seconds),
-            batch_frames=BATCH_FRAMES,
+            duration_s=source.meta.duration_s if source.meta else None,
             max_pixels=ctx.settings.max_input_pixels,
         )
         stack.enter_context(reader)
@@ -139,8 +137,15 @@ def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine) -> Ass
                     "The worker ran out of disk space while encoding."
                 ) from error
             raise
-        out = ClipStream((), reader.num_frames, p.width, p.height, OUTPUT_FPS)
-        return _store_output(ctx, task, out, video, preview, source, hooks)
+        meta = MediaMeta(
+            duration_s=reader.num_frames / reader.fps,
+            fps=reader.fps,
+            width=reader.width,
+            height=reader.height,
+            has_audio=bool(source.meta and source.meta.has_audio),
+            has_alpha=False,
+        )
+        return _store_output(ctx, task, meta, video, preview, hooks)
 
 
 def run_stages(
@@ -224,10 +229,9 @@ def with_storage(ctx: AppContext, hooks: TaskHooks, call: Callable[[], T]) -> T:
 def _store_output(
     ctx: AppContext,
     task: Task,
-    clip: ClipStream,
+    meta: MediaMeta,
     video: Path,
     preview: Path,
-    source: Asset,
     hooks: TaskHooks,
 ) -> Asset:
     uid = ids.new_uuid()
@@ -241,15 +245,6 @@ def _store_output(
         with contextlib.suppress(Exception):
             ctx.storage.delete(f"{base}/video.mp4")
         raise
-    has_audio = bool(source.meta and source.meta.has_audio)
-    meta = MediaMeta(
-        duration_s=clip.duration_s,
-        fps=clip.fps,
-        width=clip.width,
-        height=clip.height,
-        has_audio=has_audio,
-        has_alpha=False,
-    )
     now = utcnow()
     p = task.params
     return Asset(
