@@ -38,6 +38,7 @@ from sqlalchemy import create_engine, insert, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_model  # noqa: E402
 from tests.harness import free_port, fresh_postgres_url, start_server  # noqa: E402
 from tests.services import Proc, vidmorph_env, wait_healthy  # noqa: E402
 from tests.statements import Statements, counted  # noqa: E402
@@ -347,13 +348,6 @@ def run_processes(work: Path, rounds: int, seconds: float, conns: int, video: Pa
     for procs in (1, 2):
         print(f"| {procs} | {summary(rates[procs])} | {summary(p99[procs], '{:.1f}')} |")
     print(f"2 processes against 1: {summary(ratios, '{:.2f}')}")
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:

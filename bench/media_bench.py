@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -22,6 +21,10 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.machine import cpu_model
 
 from vidmorph.media.clip import ClipStream
 from vidmorph.media.decode import SCALER, FrameReader
@@ -104,13 +107,6 @@ def run_ffmpeg(command: list[str]) -> tuple[float, float]:
 def _cpu_s(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def ffmpeg_version(ffmpeg: str) -> str:

@@ -7,8 +7,6 @@ markdown for bench/RESULTS.md; end to end is compared with an identity engine in
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import statistics
 import sys
@@ -20,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.machine import describe
 
 from vidmorph.engines.base import GenerationInput, generate_clip
 from vidmorph.engines.looks import NAMED_LOOKS
@@ -109,11 +111,10 @@ def bench_end_to_end(workdir: Path, repeat: int) -> dict[str, list[dict[str, flo
     """Part B: 10 s of 1080p decoded, generated and encoded to 1280x768 through the task's own
     overlapped stages (`service.render.run_stages`); preview against the identity engine,
     alternating, every run kept."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.videos import make_video
 
     from vidmorph.media.decode import FrameReader
-    from vidmorph.service.render import BATCH_FRAMES, run_stages
+    from vidmorph.service.render import run_stages
 
     still = synthetic_frames(1, 1920, 1080, detail=6)[0]
     source = make_video(
@@ -128,9 +129,8 @@ def bench_end_to_end(workdir: Path, repeat: int) -> dict[str, list[dict[str, flo
         cpu_before = _cpu_s()
         started = time.perf_counter()
         with FrameReader(
-            source, width=WIDTH, height=HEIGHT, fps=FPS, max_seconds=E2E_SECONDS,
-            batch_frames=BATCH_FRAMES,
-        ) as reader:  # fmt: skip
+            source, width=WIDTH, height=HEIGHT, fps=FPS, max_seconds=E2E_SECONDS
+        ) as reader:
             run_stages(
                 reader, engines[name], job, hooks, workdir / f"{name}.mp4", audio_from=source
             )
@@ -142,29 +142,14 @@ def bench_end_to_end(workdir: Path, repeat: int) -> dict[str, list[dict[str, flo
     return results
 
 
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return (
-        f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
-        f"load average at start {load} (a shared machine: other work skews timings)"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best counts")
     parser.add_argument("--skip-e2e", action="store_true")
     args = parser.parse_args()
-    machine_line = machine()  # before any work, so the load average is other people's
+    # Before any work, so the load average is other people's.
+    machine_line = f"{describe()} (a shared machine: other work skews timings)"
     rows = bench_looks(args.frames, args.repeat)
     threads = PreviewEngine().threads
     print(f"### Preview engine, {WIDTH}x{HEIGHT}, strength 1.0, {args.frames} frames per look")

@@ -13,8 +13,6 @@ of the same run (the baseline).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -30,6 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import describe  # noqa: E402
 from tests.harness import free_port  # noqa: E402
 from tests.services import Proc, vidmorph_env, wait_healthy  # noqa: E402
 
@@ -118,22 +117,12 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
     return f"{median} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return f"{os.cpu_count()} cores ({model}), load average at start {load}"
-
-
 def report(lengths: list[int], runs: dict[int, list[dict[str, float]]], rounds: int) -> None:
     base = runs[lengths[0]]
     base_peak = statistics.median(r["peak_mib"] for r in base)
     base_per_s = statistics.median(r["per_s"] for r in base)
     print("\n### Long video: one preview task through `vidmorph serve`, 1080p input -> 1280x768")
-    print(f"Machine: {machine()}; {rounds} rounds, lengths in alternating order.\n")
+    print(f"Machine: {describe()}; {rounds} rounds, lengths in alternating order.\n")
     print(
         "| output s | peak RSS MiB, median (range) | x the 10 s task | wall s | "
         "wall s per output s | x the 10 s task |"
