@@ -49,13 +49,6 @@ def make_source(ffmpeg: str, path: Path, seconds: int) -> None:
     subprocess.run(command, check=True)
 
 
-def peak_rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM")
-
-
 @contextmanager
 def serve(work: Path, max_seconds: int) -> Iterator[tuple[Proc, str]]:
     port = free_port()
@@ -83,7 +76,7 @@ def run_task(work: Path, source: Path, seconds: int) -> dict[str, float]:
             content=source.read_bytes(),
             headers={"Content-Type": "video/mp4"},
         ).json()
-        idle_rss = peak_rss_bytes(proc.pid)
+        idle_rss = proc.peak_rss_bytes()
         body = {
             "assetId": asset["assetId"],
             "text_prompt": PROMPT,
@@ -107,7 +100,7 @@ def run_task(work: Path, source: Path, seconds: int) -> dict[str, float]:
         return {
             "wall_s": wall_s,
             "per_s": wall_s / seconds,
-            "peak_mib": peak_rss_bytes(proc.pid) / MIB,
+            "peak_mib": proc.peak_rss_bytes() / MIB,
             "idle_mib": idle_rss / MIB,
         }
 

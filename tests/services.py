@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -135,7 +135,15 @@ def vidmorph_env(**settings: str) -> dict[str, str]:
 class Proc:
     """A `python -m vidmorph ...` child process with its output in a log file."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        log: Path,
+        *,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
+        """`preexec` runs in the child before it starts (resource limits, signal dispositions)."""
         self.args, self.log = args, log
         with log.open("ab") as out:
             self.popen = subprocess.Popen(
@@ -145,6 +153,7 @@ class Proc:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
                 start_new_session=True,
+                preexec_fn=preexec,
             )
 
     @property
@@ -153,6 +162,13 @@ class Proc:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def peak_rss_bytes(self) -> int:
+        """The process's high-water resident set (VmHWM) so far, in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(f"no VmHWM for {self.pid}")
 
     def kill9(self) -> None:
         """SIGKILL to the whole process group (uvicorn's supervisor and its children)."""

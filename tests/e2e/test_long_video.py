@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import resource
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +14,7 @@ import av
 import httpx
 
 from tests.harness import free_port
-from tests.services import ROOT, vidmorph_env, wait_for
+from tests.services import Proc, vidmorph_env, wait_for, wait_healthy
 from tests.videos import make_video
 from vidmorph.media.probe import probe
 
@@ -25,17 +23,10 @@ MIB = 1024 * 1024
 
 
 class Server:
-    def __init__(self, popen: subprocess.Popen[bytes], port: int, data_dir: Path) -> None:
-        self.popen, self.data_dir = popen, data_dir
+    def __init__(self, proc: Proc, port: int, data_dir: Path) -> None:
+        self.proc, self.data_dir = proc, data_dir
         self.api = f"http://127.0.0.1:{port}/v1/runwayml"
         self.client = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
-
-    def peak_rss_bytes(self) -> int:
-        """The process's high-water resident set (VmHWM), in bytes."""
-        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError("no VmHWM")
 
     def upload(self, path: Path) -> dict[str, Any]:
         resp = self.client.post(
@@ -78,33 +69,15 @@ def serve(
     env = vidmorph_env(
         data_dir=str(data_dir), port=str(port), api_token=TOKEN, engine="preview", **settings
     )
-    log = (tmp_path / "serve.log").open("ab")
     preexec = None if file_size_limit is None else (lambda: _limit_file_size(file_size_limit))
-    popen = subprocess.Popen(
-        [sys.executable, "-m", "vidmorph", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=preexec,
-    )
-    server = Server(popen, port, data_dir)
+    proc = Proc(["serve"], env, tmp_path / "serve.log", preexec=preexec)
+    server = Server(proc, port, data_dir)
     try:
-
-        def healthy() -> bool:
-            assert popen.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(healthy, 60, "the server to start")
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
         yield server
     finally:
         server.client.close()
-        popen.terminate()
-        popen.wait(timeout=30)
-        log.close()
+        proc.stop()
 
 
 def _audio_seconds(path: Path) -> float:
@@ -124,10 +97,10 @@ def test_a_120_s_task_runs_in_the_memory_of_a_10_s_one_and_keeps_its_audio(
         # costs decode and encode only; the memory it takes is the stream's, as any engine's.
         done = server.run(short_asset, 120, structure_transformation=0)
         assert done["status"] == "SUCCEEDED", done
-        after_short = server.peak_rss_bytes()
+        after_short = server.proc.peak_rss_bytes()
         done = server.run(long_asset, 600, structure_transformation=0, seconds=120)
         assert done["status"] == "SUCCEEDED", done
-        after_long = server.peak_rss_bytes()
+        after_long = server.proc.peak_rss_bytes()
         # Whole-clip buffers took 135 MiB more per output second: 110 s more would be 14 GiB.
         assert after_long - after_short < 150 * MIB, (after_short // MIB, after_long // MIB)
         out = tmp_path / "out.mp4"
