@@ -57,8 +57,9 @@ async def _events(
     sent: tuple[Any, ...] | None = None
     quiet_since = time.monotonic()
     while True:
-        if _change(view) != sent:
-            sent = _change(view)
+        change = _change(view)
+        if change != sent:
+            sent = change
             quiet_since = time.monotonic()
             yield _event("task", view)
             if view["status"] in _TERMINAL:
