@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from vidmorph import __version__
-from vidmorph.api import errors
+from vidmorph.api import errors, openapi
 from vidmorph.api.guards import RefuseNul
-from vidmorph.api.routes import accounts, assets, events, features, gen3, ops, tasks
+from vidmorph.api.routes import accounts, assets, events, features, gen3, ops, tasks, web
 from vidmorph.api.server import configure_limits, freeze_heap
 from vidmorph.config import Settings
 from vidmorph.container import Services, build_services
@@ -40,7 +40,14 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
             if manage:
                 services.close()
 
-    app = FastAPI(title="Vidmorph", version=__version__, lifespan=lifespan)
+    # The docs pages are the offline ones of routes/web.py, not FastAPI's CDN-loaded defaults.
+    app = FastAPI(
+        title="Vidmorph",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.ctx = services.ctx
     app.state.auth = Authenticator(services.ctx)
     app.state.metrics = registry_for(services.ctx)
@@ -55,14 +62,18 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
     # The polled route next, as a plain Starlette route: FastAPI's request handling (dependency
     # solving, its exit stacks) costs more than the poll itself. The FastAPI route of the same
     # path, in the tasks router below, documents it and is never reached.
-    app.router.routes.append(
-        Route(
-            f"{PREFIX}/tasks/{{task_id}}", tasks.get_task, methods=["GET"], include_in_schema=False
-        )
+    poll = Route(
+        f"{PREFIX}/tasks/{{task_id}}", tasks.get_task, methods=["GET"], include_in_schema=False
     )
+    app.router.routes.append(poll)
+    app.state.methods = methods = errors.MethodTable()
+    methods.add("", [poll])  # GET and, as Starlette adds it, HEAD
     for module in (tasks, events, gen3, assets, accounts, features):
         app.include_router(module.router, prefix=PREFIX)
+        methods.add(PREFIX, module.router.routes)
     app.include_router(ops.router)
+    web.install(app)
+    openapi.install(app)
     return app
 
 

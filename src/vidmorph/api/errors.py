@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, compile_path
 
 from vidmorph import errors
 
@@ -40,6 +42,29 @@ def describe_errors(errs: Sequence[Any]) -> str:
     return "; ".join(parts) or "Invalid request."
 
 
+class MethodTable:
+    """Which methods each path takes, for a 405's `Allow`: Starlette's 405 names only the
+    methods of the first route that matched, and a path here is served by a route per method."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[re.Pattern[str], frozenset[str]]] = []
+
+    def add(self, prefix: str, routes: Sequence[BaseRoute]) -> None:
+        for route in routes:
+            methods = getattr(route, "methods", None)
+            path = getattr(route, "path", None)
+            if methods and path:
+                regex, _, _ = compile_path(prefix + path)
+                self._rows.append((regex, frozenset(methods)))
+
+    def allowed(self, path: str) -> str:
+        found: set[str] = set()
+        for regex, methods in self._rows:
+            if regex.match(path):
+                found |= methods
+        return ", ".join(sorted(found))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.VidmorphError)
     async def _typed(_: Request, exc: errors.VidmorphError) -> JSONResponse:
@@ -50,9 +75,12 @@ def install(app: FastAPI) -> None:
         return envelope(400, describe_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         response = envelope(exc.status_code, _STATUS_TEXT.get(exc.status_code, str(exc.detail)))
-        response.headers.update(exc.headers or {})  # a 405's Allow, among others
+        response.headers.update(exc.headers or {})
+        table: MethodTable | None = getattr(request.app.state, "methods", None)
+        if exc.status_code == 405 and table is not None:
+            response.headers["Allow"] = table.allowed(request.url.path)
         return response
 
     @app.exception_handler(ClientDisconnect)

@@ -1,16 +1,23 @@
 """Wire models for request bodies: the contract's names, ranges and defaults (DESIGN §1).
 
-Form bodies arrive as strings; pydantic's lax mode coerces "5", "true", "0.75".
+Form bodies arrive as strings; pydantic's lax mode coerces "5", "true", "0.75". A JSON `true`
+is not a number, though (lax mode would read it as 1): numbers refuse booleans.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vidmorph.config import MAX_SECONDS_CEILING
 from vidmorph.service.generate import MAX_SEED, CreateRequest
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not true or false")
+    return value
 
 
 class AccountIn(BaseModel):
@@ -25,21 +32,51 @@ class AccountIn(BaseModel):
     plan: Literal["standard", "unlimited"] | None = None
     replyUrl: str | None = Field(None, max_length=1024)
 
+    _numbers = field_validator("maxJobs", "numPlanCredits", mode="before")(_not_bool)
+
 
 class Gen3VideoIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    assetId: str = Field(min_length=1, max_length=2000)
-    text_prompt: str = Field(min_length=1, max_length=1000)
-    structure_transformation: float = Field(3.0, ge=0, le=10)
+    assetId: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="The input video (POST /assets/).",
+        examples=["user:1-runwayml:user@example.com-asset:1"],
+    )
+    text_prompt: str = Field(
+        min_length=1, max_length=1000, examples=["the same street, at night in the rain"]
+    )
+    structure_transformation: float = Field(
+        3.0,
+        ge=0,
+        le=10,
+        description="0 keeps the input's structure, 10 departs from it; tasks show it as /10.",
+        examples=[3],
+    )
     # The deployment's VIDMORPH_MAX_SECONDS (10 by default) is checked at admission.
-    seconds: int | None = Field(None, ge=1, le=MAX_SECONDS_CEILING)
+    seconds: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SECONDS_CEILING,
+        description="Output length; defaults to the input's duration, at most the server's "
+        "maxSeconds (GET /features/; 10 unless configured).",
+        examples=[5],
+    )
     resolution: Literal["720p"] = "720p"
-    seed: int | None = Field(None, ge=1, le=MAX_SEED)
-    exploreMode: bool = False
-    replyUrl: str | None = Field(None, max_length=1024)
+    seed: int | None = Field(
+        None, ge=1, le=MAX_SEED, description="Same seed, same output.", examples=[7]
+    )
+    exploreMode: bool = Field(False, description="Needs an account on the unlimited plan.")
+    replyUrl: str | None = Field(
+        None, max_length=1024, description="POSTed the task object on every change."
+    )
     replyRef: str | None = Field(None, max_length=1024)
     maxJobs: int | None = Field(None, ge=1, le=10)
+
+    _numbers = field_validator(
+        "structure_transformation", "seconds", "seed", "maxJobs", mode="before"
+    )(_not_bool)
 
     def to_request(self, aspect_ratio: str = "landscape") -> CreateRequest:
         return CreateRequest(

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from vidmorph import errors
 from vidmorph.api import bodies
 from vidmorph.api.deps import CtxDep, UserDep
+from vidmorph.api.openapi import FILE_CONTENT, doc
 from vidmorph.service import accounts
 from vidmorph.service import assets as asset_service
 from vidmorph.service.views import asset_view
@@ -21,7 +22,7 @@ from vidmorph.storage.local import LocalStorage
 router = APIRouter()
 
 
-@router.post("/assets/")
+@router.post("/assets/", **doc(404, 408, 413, 503, ok="Asset", upload=True))
 @router.post("/assets", include_in_schema=False)
 async def upload_asset(
     request: Request,
@@ -58,7 +59,7 @@ async def _receive(request: Request, tmp_dir: Path, max_bytes: int, idle_s: floa
     return path
 
 
-@router.get("/assets/")
+@router.get("/assets/", **doc(404, ok="Asset", many=True))
 @router.get("/assets", include_in_schema=False)
 def list_assets(
     ctx: CtxDep,
@@ -73,18 +74,18 @@ def list_assets(
     return JSONResponse([asset_view(ctx, a) for a in found])
 
 
-@router.get("/assets/{asset_id}")
+@router.get("/assets/{asset_id}", **doc(404, ok="Asset"))
 def get_asset(asset_id: str, ctx: CtxDep, user: UserDep) -> Any:
     return JSONResponse(asset_view(ctx, asset_service.get(ctx, user, asset_id)))
 
 
-@router.delete("/assets/{asset_id}", status_code=204)
+@router.delete("/assets/{asset_id}", status_code=204, **doc(404))
 def delete_asset(asset_id: str, ctx: CtxDep, user: UserDep) -> Response:
     asset_service.delete(ctx, user, asset_id)
     return Response(status_code=204)
 
 
-@router.get("/files/{key:path}")
+@router.get("/files/{key:path}", **doc(404, ok=FILE_CONTENT, public=True))
 def download(key: str, ctx: CtxDep, expires: int = 0, sig: str = "") -> Any:
     """A signed, expiring link to an asset's bytes; no token needed, like a presigned URL."""
     storage = ctx.storage

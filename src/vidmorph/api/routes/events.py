@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vidmorph import errors
 from vidmorph.api.deps import CtxDep, UserDep
+from vidmorph.api.openapi import doc
 from vidmorph.domain.models import User
 from vidmorph.domain.states import TERMINAL
 from vidmorph.service import tasks
@@ -33,7 +34,7 @@ KEEPALIVE_S = 15.0
 _TERMINAL = frozenset(status.value for status in TERMINAL)
 
 
-@router.get("/tasks/{task_id}/events")
+@router.get("/tasks/{task_id}/events", **doc(404, events=True))
 async def task_events(task_id: str, request: Request, ctx: CtxDep, user: UserDep) -> Any:
     first = await run_in_threadpool(tasks.view, ctx, user, task_id)  # 404s before streaming
     stream = _events(request, ctx, user, task_id, first)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vidmorph.api.deps import CtxDep, UserDep, parse, read_body
+from vidmorph.api.openapi import doc
 from vidmorph.api.schemas import Gen3TurboVideoIn, Gen3VideoIn
 from vidmorph.domain.models import User
 from vidmorph.service import generate
@@ -27,7 +28,10 @@ def _create(
     return task_view(ctx, task, source, account)
 
 
-@router.post("/gen3/video")
+_CODES = (404, 408, 409, 412, 413, 429, 503)
+
+
+@router.post("/gen3/video", **doc(*_CODES, ok="Task", body=Gen3VideoIn))
 async def gen3_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey = None) -> Any:
     body = parse(Gen3VideoIn, await read_body(request))
     return JSONResponse(
@@ -35,7 +39,7 @@ async def gen3_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey 
     )
 
 
-@router.post("/gen3turbo/video")
+@router.post("/gen3turbo/video", **doc(*_CODES, ok="Task", body=Gen3TurboVideoIn))
 async def gen3turbo_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey = None) -> Any:
     body = parse(Gen3TurboVideoIn, await read_body(request))
     req = body.to_request(body.aspect_ratio)

@@ -10,15 +10,19 @@ from starlette.concurrency import run_in_threadpool
 
 from vidmorph import errors
 from vidmorph.api.deps import CtxDep, UserDep, get_user
+from vidmorph.api.openapi import doc
 from vidmorph.domain.states import parse_statuses
 from vidmorph.service import tasks
 from vidmorph.service.context import AppContext
 from vidmorph.service.views import task_views
 
 router = APIRouter()
+_STATUS = "(PENDING|RUNNING|THROTTLED|SUCCEEDED|FAILED|CANCELLED)"
+#: what `statuses` takes (the route also takes lower case and spaces)
+STATUSES_PATTERN = f"^({_STATUS}(,{_STATUS})*)?$"
 
 
-@router.get("/tasks/{task_id}")
+@router.get("/tasks/{task_id}", **doc(404, ok="Task", path=("task_id",)))
 async def get_task(request: Request) -> Any:
     # The hot path: clients poll it for every task in flight. It takes the Request alone, as
     # FastAPI's dependency solving costs more than the rest of the request; ctx and user are
@@ -32,14 +36,20 @@ async def get_task(request: Request) -> Any:
     return JSONResponse(await run_in_threadpool(tasks.view, ctx, user, task_id))
 
 
-@router.get("/tasks/")
+@router.get("/tasks/", **doc(404, ok="Task", many=True))
 @router.get("/tasks", include_in_schema=False)
 def list_tasks(
     ctx: CtxDep,
     user: UserDep,
     offset: Annotated[int, Query(ge=0, le=1000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    statuses: str | None = None,
+    statuses: Annotated[
+        str | None,
+        Query(
+            description="Comma-separated statuses to list, e.g. PENDING,RUNNING.",
+            json_schema_extra={"pattern": STATUSES_PATTERN},
+        ),
+    ] = None,
     email: str | None = None,
 ) -> Any:
     try:
@@ -50,19 +60,19 @@ def list_tasks(
     return JSONResponse(task_views(ctx, found))
 
 
-@router.delete("/tasks/{task_id}", status_code=204)
+@router.delete("/tasks/{task_id}", status_code=204, **doc(404))
 def delete_task(task_id: str, ctx: CtxDep, user: UserDep) -> Response:
     tasks.cancel_or_delete(ctx, user, task_id)
     return Response(status_code=204)
 
 
-@router.get("/scheduler/")
+@router.get("/scheduler/", **doc(ok="SchedulerEntry", many=True))
 @router.get("/scheduler", include_in_schema=False)
 def scheduler(ctx: CtxDep, user: UserDep) -> Any:
     return JSONResponse(tasks.scheduler(ctx, user))
 
 
-@router.delete("/scheduler/{task_id}", status_code=204)
+@router.delete("/scheduler/{task_id}", status_code=204, **doc(404))
 def scheduler_cancel(task_id: str, ctx: CtxDep, user: UserDep) -> Response:
     tasks.scheduler_cancel(ctx, user, task_id)
     return Response(status_code=204)
