@@ -142,8 +142,10 @@ class Proc:
         log: Path,
         *,
         preexec: Callable[[], None] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
-        """`preexec` runs in the child before it starts (resource limits, signal dispositions)."""
+        """`preexec` runs in the child before it starts (resource limits, signal dispositions);
+        `cwd` is its working directory (the project's by default)."""
         self.args, self.log = args, log
         with log.open("ab") as out:
             self.popen = subprocess.Popen(
@@ -151,7 +153,7 @@ class Proc:
                 env=dict(env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=ROOT,
+                cwd=cwd,
                 start_new_session=True,
                 preexec_fn=preexec,
             )

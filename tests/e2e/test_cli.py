@@ -76,7 +76,11 @@ def test_generate_reports_http_errors(server: LiveServer, tmp_path: Path) -> Non
         ],
         tmp_path / "d",
     )
-    assert done.returncode == 1 and "401" in done.stdout
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: HTTP 401 from /v1/runwayml/features/: Unauthorized "
+        "(check --token or VIDMORPH_API_TOKEN)"
+    )
 
 
 def test_token_create_makes_a_working_token_for_a_new_user(server: LiveServer) -> None:

@@ -1,0 +1,205 @@
+"""The client commands: `vidmorph generate` (upload, follow, download) and `vidmorph sample`.
+
+`generate` talks to a running server over its HTTP API like any client would. Whatever goes
+wrong (no server, a wrong token, a refused input) is one line saying what and what to do, not
+a traceback; the server's own error message is shown as it is.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vidmorph.cli.credentials import find_token
+from vidmorph.config import Settings
+
+console = Console()
+err = Console(stderr=True)
+_IN_FLIGHT = ("PENDING", "RUNNING", "THROTTLED")
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(1)
+
+
+def generate(
+    input: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, metavar="INPUT", help="Input video.")
+    ],
+    prompt: Annotated[
+        str, typer.Option("--prompt", "-p", metavar="TEXT", help="What the new video shows.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", metavar="PATH", help="Where to write the MP4 [INPUT-vidmorph.mp4]."
+        ),
+    ] = None,
+    seconds: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Output length [the input's, up to the server's maxSeconds].",
+        ),
+    ] = None,
+    structure: Annotated[
+        float,
+        typer.Option(min=0, max=10, metavar="0..10", help="0 keeps the input, 10 departs."),
+    ] = 3,
+    seed: Annotated[
+        int | None, typer.Option(min=1, max=4294967294, metavar="N", help="Same seed, same video.")
+    ] = None,
+    turbo: Annotated[bool, typer.Option(help="Gen-3 Alpha Turbo (gen3turbo/video).")] = False,
+    portrait: Annotated[bool, typer.Option(help="Portrait 768x1280 (with --turbo).")] = False,
+    url: Annotated[
+        str | None, typer.Option(metavar="URL", help="Server [VIDMORPH_PUBLIC_URL or :8000].")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(metavar="TOKEN", help="API token [saved by `vidmorph serve`].")
+    ] = None,
+) -> None:
+    """Upload INPUT to a running server, follow the task with a progress bar, download it."""
+    settings = Settings()
+    server = (url or settings.public_url).rstrip("/")
+    base = f"{server}/v1/runwayml"
+    token = token or find_token(server, settings)
+    if not token:
+        _fail(
+            f"no API token for {server}: pass --token, set VIDMORPH_API_TOKEN, or start the "
+            "server with ./scripts/serve (it saves one)."
+        )
+    if portrait and not turbo:
+        _fail("--portrait needs --turbo (only gen3turbo/video takes aspect_ratio).")
+    output = output or input.with_name(f"{input.stem}-vidmorph.mp4")
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(headers=headers, timeout=httpx.Timeout(120, connect=5)) as client:
+        try:
+            task = _run(client, base, input, prompt, seconds, structure, seed, turbo, portrait)
+            if task["status"] != "SUCCEEDED":
+                _fail(f"task {task['taskId']} {task['status']}: {task.get('error')}")
+            _download(client, task["artifacts"][0]["url"], output)
+        except httpx.TransportError as exc:
+            _fail(
+                f"cannot reach a Vidmorph server at {server} ({_reason(exc)}). Start one with "
+                "./scripts/serve, or pass --url."
+            )
+    console.print(
+        f"wrote {output} (seed {task['options']['seed']}, task {task['taskId']})", soft_wrap=True
+    )
+
+
+def _run(
+    client: httpx.Client,
+    base: str,
+    path: Path,
+    prompt: str,
+    seconds: int | None,
+    structure: float,
+    seed: int | None,
+    turbo: bool,
+    portrait: bool,
+) -> dict[str, Any]:
+    features = _call(client.get(f"{base}/features/"))  # the token and the limit, before uploading
+    if seconds is not None and seconds > int(features.get("maxSeconds", seconds)):
+        _fail(f"--seconds {seconds}: this server makes at most {features['maxSeconds']} s.")
+    asset_id = _upload(client, base, path)
+    body: dict[str, Any] = {
+        "assetId": asset_id,
+        "text_prompt": prompt,
+        "structure_transformation": structure,
+    }
+    if seconds is not None:
+        body["seconds"] = seconds
+    if seed is not None:
+        body["seed"] = seed
+    if turbo:
+        body["aspect_ratio"] = "portrait" if portrait else "landscape"
+    endpoint = "gen3turbo/video" if turbo else "gen3/video"
+    task = _call(client.post(f"{base}/{endpoint}", json=body))
+    try:
+        return _follow(client, base, task)
+    except KeyboardInterrupt:
+        _fail(f"interrupted; task {task['taskId']} goes on on the server.")
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused" if "refused" in str(exc).lower() else "cannot connect"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    return type(exc).__name__
+
+
+def _call(resp: httpx.Response) -> Any:
+    if resp.status_code >= 400:
+        try:
+            message = resp.json().get("error") or resp.text
+        except ValueError:
+            message = resp.text[:200]
+        hint = " (check --token or VIDMORPH_API_TOKEN)" if resp.status_code == 401 else ""
+        _fail(f"HTTP {resp.status_code} from {resp.request.url.path}: {message}{hint}")
+    return resp.json()
+
+
+def _upload(client: httpx.Client, base: str, path: Path) -> str:
+    ctype = mimetypes.guess_type(path.name)[0] or "video/mp4"
+    with path.open("rb") as body:
+        resp = client.post(
+            f"{base}/assets/",
+            params={"name": path.stem},
+            content=body,
+            headers={"Content-Type": ctype},
+        )
+    asset: dict[str, Any] = _call(resp)
+    return str(asset["assetId"])
+
+
+def _follow(client: httpx.Client, base: str, task: dict[str, Any]) -> dict[str, Any]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        row = bar.add_task(task["status"], total=1.0)
+        while task["status"] in _IN_FLIGHT:
+            time.sleep(0.5)
+            task = _call(client.get(f"{base}/tasks/{task['taskId']}"))
+            ratio = float(task["progressRatio"] or 0)
+            bar.update(row, completed=ratio, description=task["progressText"] or task["status"])
+        bar.update(row, completed=1.0, description=task["status"])
+    return task
+
+
+def _download(client: httpx.Client, url: str, output: Path) -> None:
+    partial = output.with_name(f".{output.name}.part")
+    with client.stream("GET", url) as resp:
+        if resp.status_code >= 400:
+            _fail(f"HTTP {resp.status_code} downloading the result from {url}")
+        with partial.open("wb") as out:
+            for chunk in resp.iter_bytes():
+                out.write(chunk)
+    partial.replace(output)
+
+
+def sample(
+    output: Annotated[
+        Path, typer.Argument(dir_okay=False, metavar="PATH", help="Where to write it.")
+    ] = Path("input.mp4"),
+    seconds: Annotated[float, typer.Option(min=0.5, max=60, metavar="S", help="Length.")] = 5.0,
+) -> None:
+    """Write a sample video (a drawn street with traffic, 640x384, with sound) to try with."""
+    from vidmorph.media.sample import write_sample
+
+    write_sample(output, seconds=seconds)
+    console.print(f"wrote {output} ({seconds:g} s)")
