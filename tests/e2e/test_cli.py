@@ -90,3 +90,15 @@ def test_token_create_makes_a_working_token_for_a_new_user(server: LiveServer) -
     assert token.startswith("user:2-")
     resp = httpx.get(f"{server.api}/accounts", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 200 and list(resp.json()) == ["default@vidmorph.local"]
+
+
+def test_generate_turbo_portrait_makes_a_portrait_video(server: LiveServer, tmp_path: Path) -> None:
+    source = make_video(tmp_path / "phone.mp4", seconds=1, size=(360, 640))
+    out = tmp_path / "portrait.mp4"
+    args = ["generate", str(source), "-p", "noir", "--turbo", "--portrait", "-o", str(out)]
+    done = _run([*args, "--url", server.base_url, "--token", server.token], tmp_path / "d")
+    assert done.returncode == 0, done.stdout + done.stderr
+    info = probe_output(out)
+    assert (info["width"], info["height"]) == (768, 1280)
+    (task,) = server.client.get(f"{server.api}/tasks/").json()
+    assert task["taskType"] == "gen3a_turbo"

@@ -1,4 +1,5 @@
-"""Wire models for request bodies: the contract's names, ranges and defaults (DESIGN §1).
+"""Wire models for request bodies: the contract's names, ranges and defaults (the README's
+"Contract decisions").
 
 Form bodies arrive as strings; pydantic's lax mode coerces "5", "true", "0.75". A JSON `true`
 is not a number, though (lax mode would read it as 1): numbers refuse booleans.

@@ -9,7 +9,7 @@ from typing import Any
 from vidmorph.domain import ids
 from vidmorph.domain.states import TaskStatus
 
-#: the contract's output frame rate (DESIGN §1, Output)
+#: the contract's output frame rate (README, "Contract decisions")
 OUTPUT_FPS = 24.0
 
 
@@ -22,7 +22,8 @@ class User:
 
 @dataclass(frozen=True)
 class Account:
-    """A capacity pool: a maxJobs slot count, a plan and a credit allowance (DESIGN §1)."""
+    """A capacity pool: a maxJobs slot count, a plan and a credit allowance (the README's
+    "Contract decisions")."""
 
     user_id: int
     email: str

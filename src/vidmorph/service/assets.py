@@ -18,7 +18,7 @@ from vidmorph.service.context import AppContext
 
 log = logging.getLogger(__name__)
 
-# compat(useapi §3): the contract's video types; images are accepted too (DESIGN §1).
+# compat(useapi §3): the contract's video types; images are accepted too.
 VIDEO_TYPES = {
     "video/mp4": "mp4",
     "video/quicktime": "mov",

@@ -31,7 +31,7 @@ from vidmorph.service.context import AppContext
 
 log = logging.getLogger(__name__)
 
-#: credits per output second (DESIGN §1): Gen-3 Alpha 10, Turbo 5, explore mode free
+#: credits per output second: Gen-3 Alpha 10, Turbo 5, explore mode free
 CREDITS_PER_S = {"gen3a": 10, "gen3a_turbo": 5}
 FRAME_SIZES = {"landscape": (1280, 768), "portrait": (768, 1280)}
 MAX_SEED = 4294967294
