@@ -100,3 +100,22 @@ def test_the_stream_follows_a_task_that_another_server_runs(
         statuses = [data["status"] for _, data in read_events(front.client, url)]
         assert runner.ctx.tasks.get(task["id"]) is not None
     assert statuses[0] == "PENDING" and statuses[-1] == "SUCCEEDED" and "RUNNING" in statuses
+
+
+def test_a_task_deleted_between_two_looks_ends_the_stream_with_a_deleted_event(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # Polled every 2 s: the cancel and the delete both land between the first look and the next.
+    with start_server(make_settings(engine=SLOW, events_poll_s=2.0)) as live:
+        asset = live.upload_video(tmp_path, seconds=5)
+        task = live.create({"assetId": asset["assetId"], "text_prompt": "night"}).json()
+        url = f"{live.api}/tasks/{task['taskId']}"
+        events = []
+        for name, data in read_events(live.client, f"{url}/events"):
+            events.append((name, data))
+            if len(events) == 1:
+                assert live.client.delete(url).status_code == 204  # cancels
+                assert live.client.delete(url).status_code == 204  # deletes
+        assert events[0][0] == "task" and events[0][1]["status"] in ("PENDING", "RUNNING")
+        assert events[1:] == [("deleted", {"taskId": task["taskId"]})]
+        assert live.client.get(url).status_code == 404
