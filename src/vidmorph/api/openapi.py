@@ -74,7 +74,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "type": "string",
                 "enum": ["PENDING", "RUNNING", "THROTTLED", "SUCCEEDED", "FAILED", "CANCELLED"],
             },
-            "error": _NULL_STR,
+            "error": {
+                "type": ["string", "object", "null"],
+                "description": "Why it FAILED: text, or for a moderated prompt an object "
+                "(errorMessage, reason SAFETY.INPUT.TEXT, message, moderation_category).",
+            },
             "progressText": _NULL_STR,
             "progressRatio": {**_NULL_STR, "description": 'A string, "0".."1".'},
             "placeInLine": {"type": ["integer", "null"]},

@@ -6,7 +6,7 @@
 
 const API = '/v1/runwayml';
 const TOKEN_KEY = 'vidmorph.token';
-const IN_FLIGHT = new Set(['PENDING', 'RUNNING']);
+const IN_FLIGHT = new Set(['PENDING', 'THROTTLED', 'RUNNING']);
 const MODELS = { gen3a: 'Gen-3 Alpha', gen3a_turbo: 'Gen-3 Alpha Turbo' };
 
 const $ = (id) => document.getElementById(id);
