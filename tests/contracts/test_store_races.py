@@ -139,3 +139,20 @@ def test_same_key_raced_on_two_accounts_answers_the_winner(
     assert account is not None and account.credits_used == 0  # the loser's charge rolled back
     with db.read() as conn:  # nor did its strike stay
         assert conn.execute(select(func.count()).select_from(moderation_events)).scalar_one() == 0
+
+
+def test_an_update_of_an_account_deleted_meanwhile_is_a_400_not_a_half_insert(
+    db: Database, tasks: TaskStore
+) -> None:
+    """The service saw the account, then it was deleted: the update (no maxJobs) may not
+    insert a row without its slot count (found by schemathesis as a 500)."""
+    store = AccountStore(db)
+    store.upsert(1, "gone@example.com", max_jobs=2, plan="standard", num_plan_credits=5)
+    assert store.delete(1, "gone@example.com")
+    with pytest.raises(errors.BadRequest, match="maxJobs is required"):
+        store.upsert(1, "gone@example.com", {"plan": "standard"}, reply_url=None, plan="unlimited")
+    assert store.get(1, "gone@example.com") is None
+    made = store.upsert(
+        1, "new@example.com", {"plan": "standard", "num_plan_credits": 7}, max_jobs=1
+    )
+    assert (made.max_jobs, made.plan, made.num_plan_credits) == (1, "standard", 7)

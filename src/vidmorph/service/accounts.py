@@ -163,9 +163,8 @@ def save_account(ctx: AppContext, user: User, email: str, body: dict[str, Any]) 
             values[column] = body[wire]
     if body.get("password"):
         values["password_hash"] = hash_password(body["password"])
-    if ctx.accounts.get(user.id, email) is None:
-        if "max_jobs" not in values:
-            raise errors.BadRequest("maxJobs is required (1..10, we recommend 5).")
-        values.setdefault("plan", ctx.settings.default_plan)
-        values.setdefault("num_plan_credits", ctx.settings.default_plan_credits)
-    return ctx.accounts.upsert(user.id, email, **values)
+    defaults = {
+        "plan": ctx.settings.default_plan,
+        "num_plan_credits": ctx.settings.default_plan_credits,
+    }
+    return ctx.accounts.upsert(user.id, email, defaults, **values)

@@ -31,17 +31,27 @@ def to_account(row: Any) -> Account:
     )
 
 
+#: a new account needs its slot count
+MAX_JOBS_REQUIRED = "maxJobs is required (1..10, we recommend 5)."
+
+
 class AccountStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def upsert(self, user_id: int, email: str, **values: Any) -> Account:
-        """Create the account, or update the given fields of an existing one."""
+    def upsert(
+        self, user_id: int, email: str, defaults: dict[str, Any] | None = None, **values: Any
+    ) -> Account:
+        """Create the account (with `defaults` under the given fields; `max_jobs` must be
+        among them), or update the given fields of an existing one. The existence check is
+        the transaction's own, so an account deleted meanwhile is created, not half-inserted."""
         now = utcnow()
         key = (accounts.c.user_id == user_id) & (accounts.c.email == email)
         with self.db.write() as conn:
             found = conn.execute(select(accounts.c.email).where(key).with_for_update()).first()
             created = False
+            if found is None and values.get("max_jobs") is None:
+                raise errors.BadRequest(MAX_JOBS_REQUIRED)
             if found is None:
                 # Two processes may create the same account at once (the default set-up):
                 # one insert wins, the other becomes an update of the fields it was given.
@@ -55,7 +65,7 @@ class AccountStore:
                         suspended=False,
                         created_at=now,
                         updated_at=now,
-                        **values,
+                        **{**(defaults or {}), **values},
                     )
                     .returning(accounts.c.email)
                 )
