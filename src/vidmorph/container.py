@@ -23,6 +23,7 @@ from vidmorph.store.leases import LeaseStore
 from vidmorph.store.metrics import MetricStore
 from vidmorph.store.secrets import URL_SIGNING_KEY, SecretStore
 from vidmorph.store.tasks import TaskStore
+from vidmorph.store.uploads import UploadStore
 from vidmorph.store.users import UserStore
 from vidmorph.store.workers import WorkerRegistry
 from vidmorph.workers.inprocess import InProcessDispatcher
@@ -65,12 +66,12 @@ def signing_key(settings: Settings, db: Database) -> bytes:
     )
 
 
-def build_storage(settings: Settings, db: Database) -> BlobStorage:
+def build_storage(settings: Settings, key: bytes) -> BlobStorage:
     if settings.storage_url:
         from vidmorph.storage.s3 import S3Storage
 
         return S3Storage(settings.storage_url, settings.s3_endpoint_url)
-    return LocalStorage(settings.data_dir / "files", settings.public_url, signing_key(settings, db))
+    return LocalStorage(settings.data_dir / "files", settings.public_url, key)
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -78,6 +79,7 @@ def build_context(settings: Settings) -> AppContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url, settings.db_pool_size)
     db.migrate()
+    key = signing_key(settings, db)
     return AppContext(
         settings=settings,
         db=db,
@@ -86,7 +88,7 @@ def build_context(settings: Settings) -> AppContext:
         assets=AssetStore(db),
         tasks=TaskStore(db),
         deliveries=DeliveryStore(db),
-        storage=build_storage(settings, db),
+        storage=build_storage(settings, key),
         moderator=Moderator(use_classifier=settings.moderation_classifier),
         sender=CallbackSender(
             allow_private=settings.callback_allow_private, timeout_s=settings.callback_timeout_s
@@ -95,6 +97,8 @@ def build_context(settings: Settings) -> AppContext:
         leases=LeaseStore(db),
         workers=WorkerRegistry(db),
         metrics=MetricStore(db),
+        uploads=UploadStore(db),
+        url_key=key,
     )
 
 

@@ -58,15 +58,38 @@ def test_idempotency_returns_first_task_and_conflicts_on_other_body(tasks: TaskS
 
 def test_every_allowed_edge_is_taken_and_others_refused(tasks: TaskStore) -> None:
     for source, targets in ALLOWED.items():
-        if source is TaskStatus.THROTTLED:
-            continue
         for target in TaskStatus:
-            task = admit(tasks, new_task(credits=0), max_jobs=100)[0]
-            if source is not TaskStatus.PENDING:
+            if source is TaskStatus.THROTTLED:  # only admission makes one (no free slot)
+                task = tasks.admit(
+                    new_task(credits=0), max_jobs=0, max_queue_depth=99, throttle=True
+                ).task
+                assert task.status is TaskStatus.THROTTLED
+            else:
+                task = admit(tasks, new_task(credits=0), max_jobs=100)[0]
+            if source not in (TaskStatus.PENDING, TaskStatus.THROTTLED):
                 _force(tasks, task.uuid, source)
             won = tasks.transition(task.uuid, target)
             assert won == (target in targets), (source, target)
             tasks.transition(task.uuid, TaskStatus.CANCELLED)
+
+
+def test_throttled_tasks_take_free_slots_oldest_first(tasks: TaskStore) -> None:
+    running = admit(tasks, new_task(credits=1), max_jobs=1)[0]
+    waiting = [
+        tasks.admit(new_task(credits=1), max_jobs=1, max_queue_depth=99, throttle=True).task
+        for _ in range(3)
+    ]
+    assert {t.status for t in waiting} == {TaskStatus.THROTTLED}
+    with pytest.raises(errors.AccountBusy):  # useapi's admission still refuses
+        tasks.admit(new_task(credits=1), max_jobs=1, max_queue_depth=99)
+    # The account has 3 slots (conftest): one is held, two are free.
+    assert tasks.promote_throttled(1, EMAIL) == [waiting[0].uuid, waiting[1].uuid]
+    assert tasks.promote_throttled(1, EMAIL) == []
+    assert tasks.throttled_accounts() == [(1, EMAIL)]
+    assert tasks.transition(running.uuid, TaskStatus.CANCELLED)
+    assert tasks.promote_throttled(1, EMAIL) == [waiting[2].uuid]
+    assert tasks.throttled_accounts() == []
+    assert [t.status for t in tasks.in_flight(1)] == [TaskStatus.PENDING] * 3
 
 
 def _force(tasks: TaskStore, uuid: str, status: TaskStatus) -> None:

@@ -39,7 +39,14 @@ def test_terminal_states_go_nowhere_and_running_can_lapse_back() -> None:
         assert states.ALLOWED[status] == frozenset()
     assert states.check_transition(TaskStatus.RUNNING, TaskStatus.PENDING)
     assert not states.check_transition(TaskStatus.PENDING, TaskStatus.SUCCEEDED)
-    assert states.sources_of(TaskStatus.CANCELLED) == {TaskStatus.PENDING, TaskStatus.RUNNING}
+    assert states.sources_of(TaskStatus.CANCELLED) == states.IN_FLIGHT
+    # A THROTTLED task waits for a slot: it may get one, or end without running.
+    assert states.ALLOWED[TaskStatus.THROTTLED] == {
+        TaskStatus.PENDING,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+    }
+    assert TaskStatus.THROTTLED not in states.TAKES_A_SLOT
 
 
 def test_status_filters_parse_and_name_unknown_words() -> None:

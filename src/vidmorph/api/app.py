@@ -13,7 +13,17 @@ from starlette.routing import Route
 from vidmorph import __version__
 from vidmorph.api import errors, openapi
 from vidmorph.api.guards import RefuseNul
-from vidmorph.api.routes import accounts, assets, events, features, gen3, ops, tasks, web
+from vidmorph.api.routes import (
+    accounts,
+    assets,
+    events,
+    features,
+    gen3,
+    ops,
+    runway,
+    tasks,
+    web,
+)
 from vidmorph.api.server import configure_limits, freeze_heap
 from vidmorph.config import Settings
 from vidmorph.container import Services, build_services
@@ -71,6 +81,9 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
     for module in (tasks, events, gen3, assets, accounts, features):
         app.include_router(module.router, prefix=PREFIX)
         methods.add(PREFIX, module.router.routes)
+    app.include_router(runway.router, prefix="/v1")
+    app.include_router(runway.forms, prefix="/v1")
+    methods.add("/v1", runway.router.routes)
     app.include_router(ops.router)
     web.install(app)
     openapi.install(app)

@@ -33,6 +33,25 @@ def envelope(status: int, message: str, **extra: object) -> JSONResponse:
     return JSONResponse({"error": message, **extra, "code": status}, status, headers=headers)
 
 
+#: Runway's developer API (its SDKs' `/v1/...`) answers `{"error": "..."}`, with its statuses
+_RUNWAY_STATUS = {412: 400}
+
+
+def is_runway_path(path: str) -> bool:
+    return path.startswith("/v1/") and not path.startswith("/v1/runwayml/")
+
+
+def answer(request: Request, status: int, message: str, **extra: object) -> JSONResponse:
+    """The error in the envelope of the surface the request came to."""
+    if not is_runway_path(request.url.path):
+        return envelope(status, message, **extra)
+    status = _RUNWAY_STATUS.get(status, status)
+    response = JSONResponse({"error": message}, status)
+    if status in _CLOSES:
+        response.headers["Connection"] = "close"
+    return response
+
+
 def describe_errors(errs: Sequence[Any]) -> str:
     """pydantic's error list as one readable line: `seconds: Input should be ...; ...`."""
     parts = []
@@ -67,16 +86,17 @@ class MethodTable:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.VidmorphError)
-    async def _typed(_: Request, exc: errors.VidmorphError) -> JSONResponse:
-        return envelope(exc.status, exc.public_message, **exc.extra)
+    async def _typed(request: Request, exc: errors.VidmorphError) -> JSONResponse:
+        return answer(request, exc.status, exc.public_message, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return envelope(400, describe_errors(exc.errors()))
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return answer(request, 400, describe_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = envelope(exc.status_code, _STATUS_TEXT.get(exc.status_code, str(exc.detail)))
+        text = _STATUS_TEXT.get(exc.status_code, str(exc.detail))
+        response = answer(request, exc.status_code, text)
         response.headers.update(exc.headers or {})
         table: MethodTable | None = getattr(request.app.state, "methods", None)
         if exc.status_code == 405 and table is not None:
@@ -87,9 +107,9 @@ def install(app: FastAPI) -> None:
     async def _gone(request: Request, _: ClientDisconnect) -> JSONResponse:
         # The client left mid-body: nobody reads this answer, and it is no server fault.
         log.info("client disconnected during %s %s", request.method, request.url.path)
-        return envelope(400, "The request body ended early.")
+        return answer(request, 400, "The request body ended early.")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return envelope(500, "Internal server error.")
+        return answer(request, 500, "Internal server error.")

@@ -69,7 +69,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "name": {"type": "string"},
             "createdAt": {"type": "string"},
             "updatedAt": {"type": "string"},
-            "taskType": {"type": "string", "enum": ["gen3a", "gen3a_turbo"]},
+            "taskType": {
+                "type": "string",
+                "enum": ["gen3a", "gen3a_turbo", "gen4_aleph", "aleph2"],
+            },
             "status": {
                 "type": "string",
                 "enum": ["PENDING", "RUNNING", "THROTTLED", "SUCCEEDED", "FAILED", "CANCELLED"],
@@ -157,6 +160,7 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (
     schemas.AccountIn,
     schemas.Gen3VideoIn,
     schemas.Gen3TurboVideoIn,
+    schemas.Gen4VideoIn,
 )
 
 #: Content-Types an upload may have (the route refuses the rest with 400)

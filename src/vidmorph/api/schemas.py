@@ -97,3 +97,40 @@ class Gen3VideoIn(BaseModel):
 
 class Gen3TurboVideoIn(Gen3VideoIn):
     aspect_ratio: Literal["landscape", "portrait"] = "landscape"
+
+
+class Gen4VideoIn(BaseModel):
+    """useapi's Gen-4 Aleph video to video (`POST /gen4/video`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    video_assetId: str = Field(
+        min_length=1, max_length=2000, description="The input video (POST /assets/)."
+    )
+    image_assetId: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="An optional reference image (an image asset); see the README for what "
+        "each engine does with it.",
+    )
+    text_prompt: str = Field(min_length=1, max_length=1000, examples=["the same street, in snow"])
+    seed: int | None = Field(None, ge=1, le=MAX_SEED, examples=[7])
+    exploreMode: bool = False
+    replyUrl: str | None = Field(None, max_length=1024)
+    replyRef: str | None = Field(None, max_length=1024)
+    maxJobs: int | None = Field(None, ge=1, le=10)
+
+    _numbers = field_validator("seed", "maxJobs", mode="before")(_not_bool)
+
+    def to_request(self) -> CreateRequest:
+        return CreateRequest(
+            asset_id=self.video_assetId,
+            text_prompt=self.text_prompt,
+            seed=self.seed,
+            explore_mode=self.exploreMode,
+            reply_url=self.replyUrl,
+            reply_ref=self.replyRef,
+            max_jobs=self.maxJobs,
+            reference_asset_id=self.image_assetId,
+        )

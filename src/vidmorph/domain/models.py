@@ -98,6 +98,8 @@ class GenerationParams:
     width: int
     height: int
     resolution: str = "720p"
+    #: gen4's reference image (an asset uuid), when one was given
+    reference_uuid: str | None = None
 
     @property
     def priority(self) -> int:

@@ -8,7 +8,8 @@ from enum import StrEnum
 class TaskStatus(StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
-    #: in the contract's vocabulary; Vidmorph answers 429 instead of throttling, so never set
+    #: past the account's maxJobs on Runway's own API (useapi's answers 429 instead): waits for
+    #: a slot, then becomes PENDING
     THROTTLED = "THROTTLED"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
@@ -18,7 +19,11 @@ class TaskStatus(StrEnum):
 TERMINAL: frozenset[TaskStatus] = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}
 )
-IN_FLIGHT: frozenset[TaskStatus] = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING})
+IN_FLIGHT: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.PENDING, TaskStatus.THROTTLED, TaskStatus.RUNNING}
+)
+#: what holds one of an account's maxJobs slots (a THROTTLED task waits for one)
+TAKES_A_SLOT: frozenset[TaskStatus] = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING})
 
 #: from -> the statuses it may move to. RUNNING -> PENDING is a lease that lapsed (crash).
 ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
@@ -26,7 +31,7 @@ ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.RUNNING: frozenset(
         {TaskStatus.PENDING, TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}
     ),
-    TaskStatus.THROTTLED: frozenset(),
+    TaskStatus.THROTTLED: frozenset({TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
     TaskStatus.SUCCEEDED: frozenset(),
     TaskStatus.FAILED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mimetypes
 import tempfile
 from pathlib import Path
 
@@ -47,6 +48,13 @@ def media_type_of(content_type: str | None) -> tuple[str, str]:
         f"Unsupported Content-Type {base or '(none)'!r}; send a video ({', '.join(VIDEO_TYPES)})"
         f" or an image ({', '.join(IMAGE_TYPES)})."
     )
+
+
+def content_type_for(filename: str) -> str:
+    """The Content-Type a file name suggests among those taken here; video/mp4 otherwise (the
+    probe has the last word either way)."""
+    guessed = mimetypes.guess_type(filename)[0] or ""
+    return guessed if guessed in VIDEO_TYPES or guessed in IMAGE_TYPES else "video/mp4"
 
 
 def ingest(

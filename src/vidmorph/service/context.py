@@ -22,6 +22,7 @@ from vidmorph.store.deliveries import DeliveryStore
 from vidmorph.store.leases import LeaseStore
 from vidmorph.store.metrics import MetricStore
 from vidmorph.store.tasks import TaskStore
+from vidmorph.store.uploads import UploadStore
 from vidmorph.store.users import UserStore
 from vidmorph.store.workers import WorkerRegistry
 
@@ -45,6 +46,9 @@ class AppContext:
     leases: LeaseStore
     workers: WorkerRegistry
     metrics: MetricStore
+    uploads: UploadStore
+    #: signs links and upload targets this server checks itself (the fleet shares it)
+    url_key: bytes
     #: set by the container once the dispatcher that calls back into run_task exists
     dispatcher: Dispatcher | None = None
     #: signed URLs by storage key, reused for a minute (service.views)

@@ -15,7 +15,7 @@ from vidmorph import errors
 from vidmorph.domain.models import Task, task_error
 from vidmorph.domain.states import TaskStatus
 from vidmorph.engines.base import Engine
-from vidmorph.service import notify
+from vidmorph.service import notify, runway
 from vidmorph.service.assets import delete_files
 from vidmorph.service.context import AppContext
 from vidmorph.service.render import TaskHooks, render
@@ -96,6 +96,8 @@ def run_task(ctx: AppContext, task_uuid: str, owner: str, engine: Engine | None 
         )
     if won:
         notify.task_changed(ctx, final)
+    if final.status is not TaskStatus.RUNNING:  # its slot is free: a THROTTLED task may go
+        runway.release_throttled(ctx, final.user_id, final.email)
 
 
 def _observe(

@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 
 from vidmorph import errors
@@ -31,8 +31,10 @@ from vidmorph.service.context import AppContext
 
 log = logging.getLogger(__name__)
 
-#: credits per output second: Gen-3 Alpha 10, Turbo 5, explore mode free
-CREDITS_PER_S = {"gen3a": 10, "gen3a_turbo": 5}
+#: credits per output second: Gen-3 Alpha 10, Turbo 5, Aleph 15 (Runway's price), explore free
+CREDITS_PER_S = {"gen3a": 10, "gen3a_turbo": 5, "gen4_aleph": 15, "aleph2": 15}
+#: the task types Runway's own API makes (POST /v1/video_to_video's models)
+RUNWAY_MODELS = ("gen4_aleph", "aleph2")
 FRAME_SIZES = {"landscape": (1280, 768), "portrait": (768, 1280)}
 MAX_SEED = 4294967294
 
@@ -52,6 +54,9 @@ class CreateRequest:
     max_jobs: int | None = None
     aspect_ratio: str = "landscape"
     resolution: str = "720p"
+    #: gen4's optional reference image (an image asset of the user's); checked, then kept in
+    #: the task's options (no engine conditions on it yet: README, "Gen-4")
+    reference_asset_id: str | None = None
 
 
 def create(
@@ -60,9 +65,12 @@ def create(
     req: CreateRequest,
     task_type: str,
     idempotency_key: str | None = None,
+    *,
+    throttle: bool = False,
 ) -> tuple[Task, Asset, Account | None]:
     """Admit a new task; returns it with its source asset (the response shows its URLs) and
-    its account as the admission left it (None when the caller must read it again).
+    its account as the admission left it (None when the caller must read it again). With
+    `throttle` (Runway's API) a task past the account's maxJobs waits THROTTLED, not a 429.
 
     Statements: one read of the asset with its account, then one write transaction of four
     (store.admission); an Idempotency-Key adds one read, a refusal a few more."""
@@ -75,7 +83,14 @@ def create(
         raise errors.AccountSuspended()
     if req.explore_mode and account.plan != "unlimited":
         raise errors.BadRequest("exploreMode requires an account on the unlimited plan.")
+    reference = None
+    if req.reference_asset_id is not None:
+        reference = asset_service.get(ctx, user, req.reference_asset_id)
+        if reference.media_type != "image":
+            raise errors.BadRequest(f"image_assetId {req.reference_asset_id} is not an image.")
     task = _new_task(ctx, user, req, task_type, asset, account)
+    if reference is not None:
+        task = replace(task, params=replace(task.params, reference_uuid=reference.uuid))
     _preflight(ctx, task, asset)
     idempotency = None
     if idempotency_key:
@@ -91,8 +106,9 @@ def create(
         max_jobs=req.max_jobs or account.max_jobs,
         max_queue_depth=ctx.settings.max_queue_depth,
         idempotency=idempotency,
+        throttle=throttle,
     )
-    if admitted.created:
+    if admitted.created and admitted.task.status is TaskStatus.PENDING:
         ctx.dispatch(admitted.task)
     return admitted.task, asset, admitted.account
 

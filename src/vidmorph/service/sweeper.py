@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 
-from vidmorph.service import recover
+from vidmorph.service import recover, runway
 from vidmorph.service.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Sweeper:
             recover.sweep_lapsed,
             recover.sweep_lost_callbacks,
             recover.resubmit_pending,
+            runway.sweep_throttled,
             lambda ctx: ctx.workers.prune(FORGET_WORKERS_AFTER_S),
             self._reconcile,
         )

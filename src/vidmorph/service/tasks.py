@@ -9,7 +9,7 @@ from vidmorph.domain import ids
 from vidmorph.domain.models import Task, User
 from vidmorph.domain.states import IN_FLIGHT, TaskStatus
 from vidmorph.service import assets as asset_service
-from vidmorph.service import notify
+from vidmorph.service import notify, runway
 from vidmorph.service.context import AppContext
 from vidmorph.service.views import task_view
 
@@ -62,6 +62,7 @@ def _cancel(ctx: AppContext, task: Task) -> bool:
     if not ctx.tasks.transition(task.uuid, TaskStatus.CANCELLED, from_=set(IN_FLIGHT)):
         return False
     notify.task_changed(ctx, task)
+    runway.release_throttled(ctx, task.user_id, task.email)  # its slot is free
     return True
 
 

@@ -11,13 +11,19 @@ from collections.abc import Callable
 from typing import Any
 
 from vidmorph.domain.clock import iso
+from vidmorph.domain.ids import format_id
 from vidmorph.domain.models import Account, Asset, Task
 from vidmorph.domain.states import TaskStatus
 from vidmorph.scheduler import eta
 from vidmorph.service import fleet
 from vidmorph.service.context import AppContext
 
-_TYPE_NAMES = {"gen3a": "Gen-3 Alpha", "gen3a_turbo": "Gen-3 Alpha Turbo"}
+_TYPE_NAMES = {
+    "gen3a": "Gen-3 Alpha",
+    "gen3a_turbo": "Gen-3 Alpha Turbo",
+    "gen4_aleph": "Gen-4 Aleph",
+    "aleph2": "Aleph 2",
+}
 #: a first guess of wall seconds per output second, used until real runs are measured
 _DEFAULT_SPEED = 1.0
 
@@ -52,8 +58,8 @@ def task_view(
         "taskType": task.task_type,
         "options": {
             "name": name,
-            "video_prompt": _url(ctx, source.blob_key) if source else None,
-            "video_prompt_preview_image": _url(ctx, source.preview_key) if source else None,
+            "video_prompt": signed_url(ctx, source.blob_key) if source else None,
+            "video_prompt_preview_image": signed_url(ctx, source.preview_key) if source else None,
             "text_prompt": p.text_prompt,
             # compat(useapi §4): the request takes 0..10, options show it as 0..1.
             "structure_transformation": round(p.structure_transformation / 10, 4),
@@ -83,6 +89,10 @@ def task_view(
         "replyRef": task.reply_ref,
         "code": 200,
     }
+    if p.reference_uuid is not None:  # gen4's reference image, by id (no read on the poll)
+        body["options"]["image_assetId"] = format_id(
+            task.user_id, task.email, "asset", p.reference_uuid
+        )
     if task.status is TaskStatus.PENDING:
         line = ctx.tasks.line()  # as of at most a second ago: no count per poll
         place = line.place(p.priority, task.created_at, task.uuid)
@@ -131,7 +141,7 @@ def _ratio_text(ratio: float) -> str:
 _URL_REUSE_S = 60.0
 
 
-def _url(ctx: AppContext, key: str | None) -> str | None:
+def signed_url(ctx: AppContext, key: str | None) -> str | None:
     """The signed URL of `key`. Signing (an HMAC, or an S3 presign) is redone at most once a
     minute per key, not on every poll of a task that shows it."""
     if key is None:
@@ -165,7 +175,7 @@ def _metadata(asset: Asset) -> dict[str, Any] | None:
 
 
 def artifact_view(ctx: AppContext, asset: Asset, task: Task) -> dict[str, Any]:
-    preview = _url(ctx, asset.preview_key)
+    preview = signed_url(ctx, asset.preview_key)
     return {
         "assetId": asset.asset_id,
         "id": asset.uuid,
@@ -176,7 +186,7 @@ def artifact_view(ctx: AppContext, asset: Asset, task: Task) -> dict[str, Any]:
         "taskId": task.task_id,
         "parentAssetGroupId": task.uuid,
         "filename": f"{asset.name}.{asset.ext}",
-        "url": _url(ctx, asset.blob_key),
+        "url": signed_url(ctx, asset.blob_key),
         # compat(useapi §6): fileSize is a string inside artifacts, a number in asset lists.
         "fileSize": str(asset.size_bytes),
         "fileExtStandardized": asset.ext,
@@ -192,7 +202,7 @@ def artifact_view(ctx: AppContext, asset: Asset, task: Task) -> dict[str, Any]:
 
 
 def asset_view(ctx: AppContext, asset: Asset) -> dict[str, Any]:
-    preview = _url(ctx, asset.preview_key)
+    preview = signed_url(ctx, asset.preview_key)
     user = {
         "id": asset.user_id,
         "username": f"user{asset.user_id}",
@@ -212,7 +222,7 @@ def asset_view(ctx: AppContext, asset: Asset) -> dict[str, Any]:
         "description": "",
         "type": {"name": asset.media_type, "type": asset.media_type, "isDirectory": False},
         "size": asset.size_bytes,
-        "url": _url(ctx, asset.blob_key),
+        "url": signed_url(ctx, asset.blob_key),
         "previewUrls": [preview] if preview else [],
         "fileCount": 1,
         "private": True,

@@ -27,5 +27,11 @@ class BlobStorage(Protocol):
     def url(self, key: str, ttl_s: int) -> str:
         """A URL anyone holding it may GET until it expires."""
 
+    def upload_form(
+        self, key: str, max_bytes: int, ttl_s: int
+    ) -> tuple[str, dict[str, str]] | None:
+        """A form target (URL, fields) a client may POST a file of at most `max_bytes` to,
+        straight into `key`, for `ttl_s`; None where uploads must come through this server."""
+
     def check(self) -> None:
         """Raise StorageUnavailable unless the store answers now (for /readyz)."""

@@ -159,6 +159,19 @@ class S3Storage:
             )
         return url
 
+    def upload_form(self, key: str, max_bytes: int, ttl_s: int) -> tuple[str, dict[str, str]]:
+        """S3's presigned POST: the client sends its file straight to the bucket, at `key`
+        only, at most `max_bytes`, until the policy expires."""
+        self.ensure_bucket()
+        with self._reaching(key):
+            form: dict[str, Any] = self._client.generate_presigned_post(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Conditions=[["content-length-range", 1, max_bytes]],
+                ExpiresIn=min(ttl_s, MAX_PRESIGN_S),
+            )
+        return str(form["url"]), {str(k): str(v) for k, v in form["fields"].items()}
+
     def check(self) -> None:
         self._bucket_ready = False
         self.ensure_bucket()

@@ -17,6 +17,7 @@ with the first task; a flagged prompt's task is stored FAILED with a strike on t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -27,6 +28,7 @@ from vidmorph import errors
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.ids import format_id
 from vidmorph.domain.models import Account, Task
+from vidmorph.domain.states import TAKES_A_SLOT, TaskStatus
 from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
 from vidmorph.store.prepared import Statements, arg
@@ -44,6 +46,7 @@ class Admitted(NamedTuple):
 
 
 _TASK_COLUMNS = [c.name for c in tasks.c]
+_SLOT_VALUES = [s.value for s in TAKES_A_SLOT]
 _who = (accounts.c.user_id == arg("p_user")) & (accounts.c.email == arg("p_email"))
 
 #: the admission's statements, prepared once (store.prepared): this is the hottest write path
@@ -76,15 +79,17 @@ class TaskAdmission:
         max_jobs: int,
         max_queue_depth: int,
         idempotency: tuple[str, str] | None = None,
+        throttle: bool = False,
     ) -> Admitted:
-        """Insert a PENDING task if the account has a free slot.
+        """Insert a PENDING task if the account has a free slot; with `throttle` (Runway's
+        API), a THROTTLED one when it has none, which `promote_throttled` moves on later.
 
         `max_jobs` overrides the account's own when given (the request's maxJobs).
-        Raises NotFound, AccountSuspended, AccountBusy, QueueFull, InsufficientCredits or
-        Conflict (the Idempotency-Key was first used with another body).
+        Raises NotFound, AccountSuspended, AccountBusy (never with `throttle`), QueueFull,
+        InsufficientCredits or Conflict (the Idempotency-Key was first used with another body).
         """
         try:
-            return self._admit(task, max_jobs, max_queue_depth, idempotency)
+            return self._admit(task, max_jobs, max_queue_depth, idempotency, throttle)
         except IntegrityError as error:
             # A repeated Idempotency-Key: the insert hit the unique index and the transaction
             # rolled back (credits and slot included). The first task answers.
@@ -105,6 +110,7 @@ class TaskAdmission:
         max_jobs: int,
         max_queue_depth: int,
         idempotency: tuple[str, str] | None,
+        throttle: bool,
     ) -> Admitted:
         sql, who = self.sql, {"p_user": task.user_id, "p_email": task.email}
         with self.db.write() as conn:
@@ -116,7 +122,9 @@ class TaskAdmission:
             if row.credits_used > row.num_plan_credits:
                 raise errors.InsufficientCredits()
             if sql["busy"].scalar(conn, **who) >= max_jobs:
-                raise errors.AccountBusy(task.email, max_jobs, _running_list(conn, task))
+                if not throttle:
+                    raise errors.AccountBusy(task.email, max_jobs, _running_list(conn, task))
+                task = replace(task, status=TaskStatus.THROTTLED)
             values = dict.fromkeys(_TASK_COLUMNS)
             values.update(task_values(task))
             if idempotency is not None:
@@ -124,8 +132,55 @@ class TaskAdmission:
             sql["insert"].rowcount(conn, **{f"p_{k}": v for k, v in values.items()})
             if not sql["take_slot"].rowcount(conn, p_max=max_queue_depth):
                 raise errors.QueueFull()
-        self.queue.admitted(task.params.priority, task.created_at, task.uuid)
+        if task.status is TaskStatus.PENDING:
+            self.queue.admitted(task.params.priority, task.created_at, task.uuid)
         return Admitted(task, True, to_account(row))
+
+    def promote_throttled(self, user_id: int, email: str) -> list[str]:
+        """THROTTLED -> PENDING, oldest first, for as many tasks as the account has free
+        maxJobs slots; the uuids moved. Under the account's lock, as admission counts; a
+        read first, so an account with none waiting (useapi's only) costs no write."""
+        mine = (tasks.c.user_id == user_id) & (tasks.c.email == email)
+        throttled = tasks.c.status == TaskStatus.THROTTLED.value
+        with self.db.read() as conn:
+            if conn.execute(select(tasks.c.uuid).where(mine, throttled).limit(1)).first() is None:
+                return []
+        with self.db.write() as conn:
+            account = _lock_account(conn, user_id, email)
+            active = conn.execute(
+                select(func.count()).where(mine, tasks.c.status.in_(_SLOT_VALUES))
+            ).scalar_one()
+            free = account.max_jobs - active
+            if free <= 0:
+                return []
+            waiting = conn.execute(
+                select(tasks.c.uuid)
+                .where(mine, tasks.c.status == TaskStatus.THROTTLED.value)
+                .order_by(tasks.c.created_at, tasks.c.uuid)
+                .limit(free)
+            ).scalars()
+            now, moved = utcnow(), []
+            for uuid in list(waiting):
+                done = conn.execute(
+                    update(tasks)
+                    .where(tasks.c.uuid == uuid, tasks.c.status == TaskStatus.THROTTLED.value)
+                    .values(status=TaskStatus.PENDING.value, updated_at=now)
+                )
+                if done.rowcount == 1:
+                    moved.append(uuid)
+        if moved:
+            self.queue.invalidate()
+        return moved
+
+    def throttled_accounts(self) -> list[tuple[int, str]]:
+        """(user, email) of every account with a THROTTLED task."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(tasks.c.user_id, tasks.c.email)
+                .where(tasks.c.status == TaskStatus.THROTTLED.value)
+                .distinct()
+            ).all()
+        return [(r.user_id, r.email) for r in rows]
 
     def add_moderated(
         self,

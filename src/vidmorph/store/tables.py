@@ -187,10 +187,24 @@ metric_series = Table(
 )
 
 #: service-wide figures kept exact in the transactions that change them: `in_flight` is the
-#: number of PENDING and RUNNING tasks, so admission checks the queue depth in one UPDATE
+#: number of PENDING, THROTTLED and RUNNING tasks, so admission checks the queue depth in one UPDATE
 counters = Table(
     "counters",
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+#: Runway API ephemeral uploads: a `runway://` URI names the bytes at `storage_key` for 24 h,
+#: then the asset made from them on first use (store.uploads)
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("user_id", Integer, nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("storage_key", String(400), nullable=False),
+    Column("asset_uuid", String(36), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
 )

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Select, delete, func, select
 
+from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Account, Asset, Task
 from vidmorph.domain.states import IN_FLIGHT, TERMINAL, TaskStatus
 from vidmorph.store.accounts import to_account
@@ -150,6 +151,18 @@ class TaskStore(TaskAdmission, TaskTransitions):
             ((r.finished_at - r.started_at).total_seconds(), float(r.params["seconds"]))
             for r in rows
         ]
+
+    def created_today(self, user_id: int, email: str) -> dict[str, int]:
+        """Tasks the account created since midnight UTC, by task type."""
+        midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        query = (
+            select(tasks.c.task_type, func.count())
+            .where(tasks.c.user_id == user_id, tasks.c.email == email)
+            .where(tasks.c.created_at >= midnight)
+            .group_by(tasks.c.task_type)
+        )
+        with self.db.read() as conn:
+            return {row[0]: int(row[1]) for row in conn.execute(query)}
 
     def delete_finished(self, user_id: int, uuid: str) -> Task | None:
         """Delete a terminal task and its artifact rows; returns it so blobs can go too."""

@@ -190,6 +190,7 @@ class TaskTransitions:
                 conn,
                 uuid,
                 TaskStatus.PENDING,
+                from_={TaskStatus.RUNNING},
                 lease_owner=None,
                 lease_expires_at=None,
                 progress_ratio=None,

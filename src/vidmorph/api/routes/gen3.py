@@ -1,4 +1,4 @@
-"""POST /gen3/video and /gen3turbo/video: create a video-to-video task."""
+"""POST /gen3/video, /gen3turbo/video and /gen4/video: create a video-to-video task."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vidmorph.api.deps import CtxDep, UserDep, parse, read_body
 from vidmorph.api.openapi import doc
-from vidmorph.api.schemas import Gen3TurboVideoIn, Gen3VideoIn
+from vidmorph.api.schemas import Gen3TurboVideoIn, Gen3VideoIn, Gen4VideoIn
 from vidmorph.domain.models import User
 from vidmorph.service import generate
 from vidmorph.service.context import AppContext
@@ -44,3 +44,10 @@ async def gen3turbo_video(request: Request, ctx: CtxDep, user: UserDep, key: Ide
     body = parse(Gen3TurboVideoIn, await read_body(request))
     req = body.to_request(body.aspect_ratio)
     return JSONResponse(await run_in_threadpool(_create, ctx, user, req, "gen3a_turbo", key))
+
+
+@router.post("/gen4/video", **doc(*_CODES, ok="Task", body=Gen4VideoIn))
+async def gen4_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey = None) -> Any:
+    body = parse(Gen4VideoIn, await read_body(request))
+    req = body.to_request()
+    return JSONResponse(await run_in_threadpool(_create, ctx, user, req, "gen4_aleph", key))

@@ -1,0 +1,162 @@
+"""Runway's own developer API under `/v1/`, so its official SDKs work with only the base URL
+and the key changed: video_to_video, tasks, uploads and organization.
+
+Every route but the upload form target (which the SDK posts to with no headers of its own)
+needs `X-Runway-Version: 2024-11-06`. Errors are Runway's `{"error": "..."}` (api/errors.py
+tells the two surfaces apart by path).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartParser
+
+from vidmorph import errors
+from vidmorph.api import bodies
+from vidmorph.api.deps import CtxDep, UserDep, parse
+from vidmorph.api.runway_schemas import (
+    MODELS,
+    RUNWAY_VERSION,
+    Aleph2In,
+    Gen4AlephIn,
+    UploadIn,
+)
+from vidmorph.domain import ids
+from vidmorph.service import runway, tasks, uploads
+from vidmorph.service.context import AppContext
+
+#: a data URI of Runway's largest (16 MB) in base64, with room for the rest of the body
+VIDEO_BODY_MAX_BYTES = 24 * 2**20
+
+
+async def require_version(
+    x_runway_version: Annotated[str | None, Header(alias="X-Runway-Version")] = None,
+) -> None:
+    if x_runway_version != RUNWAY_VERSION:
+        shown = "missing" if x_runway_version is None else f"{x_runway_version!r} is not known"
+        raise errors.BadRequest(
+            f"The X-Runway-Version header is {shown}; this server speaks {RUNWAY_VERSION}."
+        )
+
+
+# Documented apart from the useapi surface (its own error shape): not in /openapi.json yet.
+router = APIRouter(
+    dependencies=[Depends(require_version)], tags=["Runway API"], include_in_schema=False
+)
+forms = APIRouter(tags=["Runway API"], include_in_schema=False)
+
+
+@router.post("/video_to_video")
+async def video_to_video(request: Request, ctx: CtxDep, user: UserDep) -> Any:
+    s = ctx.settings
+    raw = await bodies.read_all(request, s.body_timeout_s, VIDEO_BODY_MAX_BYTES)
+    data = _json_object(raw)
+    model = data.get("model")
+    if model not in MODELS:
+        raise errors.BadRequest(f"model: must be one of {', '.join(MODELS)} on this server.")
+    body: Gen4AlephIn | Aleph2In = (
+        parse(Gen4AlephIn, data) if model == "gen4_aleph" else parse(Aleph2In, data)
+    )
+    req = runway.RunwayRequest(
+        model=body.model,
+        video_uri=body.videoUri,
+        prompt_text=body.promptText,
+        seed=body.seed,
+        reference_uri=body.references[0].uri
+        if isinstance(body, Gen4AlephIn) and body.references
+        else None,
+        keyframes=len(body.keyframes or ()) if isinstance(body, Aleph2In) else 0,
+        target_aspect_ratio=body.targetAspectRatio if isinstance(body, Aleph2In) else None,
+        output_format=body.outputFormat if isinstance(body, Aleph2In) else "mp4",
+    )
+    task = await run_in_threadpool(runway.create, ctx, user, req)
+    return JSONResponse({"id": task.uuid})
+
+
+@router.get("/tasks/{task_id}")
+def get_task(task_id: str, ctx: CtxDep, user: UserDep) -> Any:
+    return JSONResponse(runway.task_view(ctx, _task(ctx, user.id, task_id)))
+
+
+@router.delete("/tasks/{task_id}", status_code=204)
+def delete_task(task_id: str, ctx: CtxDep, user: UserDep) -> Response:
+    task = _task(ctx, user.id, task_id)
+    tasks.cancel_or_delete(ctx, user, task.task_id)
+    return Response(status_code=204)
+
+
+@router.get("/organization")
+def organization(ctx: CtxDep, user: UserDep) -> Any:
+    return JSONResponse(runway.organization_view(ctx, user))
+
+
+@router.post("/uploads")
+async def create_upload(request: Request, ctx: CtxDep, user: UserDep) -> Any:
+    s = ctx.settings
+    body = parse(UploadIn, _json_object(await bodies.read_all(request, s.body_timeout_s, 2**16)))
+    return JSONResponse(await run_in_threadpool(uploads.create, ctx, user, body.filename))
+
+
+@forms.post("/uploads/{upload_id}", status_code=204)
+async def upload_form(
+    upload_id: str,
+    request: Request,
+    ctx: CtxDep,
+    expires: Annotated[int, Query()] = 0,
+    sig: Annotated[str, Query(max_length=128)] = "",
+) -> Response:
+    """The signed form target: the SDK's multipart POST (fields, then the file as `file`)."""
+    upload = await run_in_threadpool(uploads.check_target, ctx, upload_id, expires, sig)
+    s = ctx.settings
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        async for chunk in bodies.chunks(request, s.body_timeout_s, s.max_upload_bytes):
+            yield chunk
+
+    form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=50).parse()
+    try:
+        part = form.get("file")
+        if not isinstance(part, UploadFile):
+            raise errors.BadRequest("The form has no file part named file.")
+        path = await run_in_threadpool(_spool, part.file, ctx.tmp_dir)
+        content_type = (part.content_type or "").split(";")[0].strip().lower()
+        await run_in_threadpool(uploads.receive, ctx, upload, path, content_type)
+    finally:
+        await form.close()
+    return Response(status_code=204)
+
+
+def _spool(source: Any, tmp_dir: Path) -> Path:
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", delete=False) as out:
+        source.seek(0)
+        while chunk := source.read(1 << 20):
+            out.write(chunk)
+    return Path(out.name)
+
+
+def _task(ctx: AppContext, user_id: int, task_id: str) -> Any:
+    """The user's task by Runway's id (the uuid; a useapi taskId is taken too)."""
+    parsed = ids.parse_own_id(task_id, "task", user_id)
+    found = ctx.tasks.get(parsed.uuid if parsed else task_id, user_id)
+    if found is None:
+        raise errors.NotFound("Task not found.")
+    return found
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, RecursionError):
+        raise errors.BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise errors.BadRequest("The request body must be a JSON object.")
+    return data

@@ -1,0 +1,96 @@
+"""Wire models of Runway's own developer API (`/v1/...`, camelCase, as its SDKs send them).
+
+`POST /v1/video_to_video` is discriminated by `model`: `gen4_aleph` and `aleph2` are the
+video-to-video models Vidmorph runs; any other model is a 400 naming the two.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from vidmorph.service.generate import MAX_SEED
+
+#: Runway's API version its SDKs send in X-Runway-Version; the only one this server speaks
+RUNWAY_VERSION = "2024-11-06"
+MODELS = ("gen4_aleph", "aleph2")
+ASPECT_RATIOS = ("16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "21:9")
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("Input should be an integer")
+    return value
+
+
+class ContentModeration(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    publicFigureThreshold: Literal["auto", "low"] = "auto"
+
+
+class Reference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["image"]
+    uri: str = Field(min_length=1, max_length=24 * 2**20)
+
+
+class KeyframeRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_seconds: int = Field(ge=0)
+    end_seconds: int = Field(ge=1)
+
+
+class Keyframe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field(min_length=1, max_length=24 * 2**20)
+    seconds: float | None = Field(None, ge=0)
+    at: float | None = Field(None, ge=0, le=1)
+    range: KeyframeRange | None = None
+
+
+class _VideoToVideo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    videoUri: str = Field(min_length=1, max_length=24 * 2**20)
+    seed: int | None = Field(None, ge=1, le=MAX_SEED)
+    contentModeration: ContentModeration | None = None
+    #: accepted and ignored, as Runway does
+    ratio: str | None = Field(None, max_length=20)
+
+    _seed = field_validator("seed", mode="before")(_not_bool)
+
+
+class Gen4AlephIn(_VideoToVideo):
+    model: Literal["gen4_aleph"]
+    promptText: str = Field(min_length=1, max_length=1000)
+    references: list[Reference] | None = Field(None, max_length=1)
+
+
+class Aleph2In(_VideoToVideo):
+    model: Literal["aleph2"]
+    promptText: str | None = Field(None, min_length=1, max_length=1000)
+    keyframes: list[Keyframe] | None = Field(None, max_length=5)
+    targetAspectRatio: Literal[ASPECT_RATIOS] | None = None  # type: ignore[valid-type]
+    outputFormat: Literal["mp4", "prores", "png_sequence", "sdr_rec709_10bit"] = "mp4"
+
+    @field_validator("keyframes")
+    @classmethod
+    def _one_kind_of_range(cls, value: list[Keyframe] | None) -> list[Keyframe] | None:
+        if value and len({k.range is None for k in value}) > 1:
+            raise ValueError("either every keyframe sets a range or none does")
+        for keyframe in value or ():
+            if (keyframe.seconds is None) == (keyframe.at is None):
+                raise ValueError("each keyframe sets exactly one of seconds and at")
+        return value
+
+
+class UploadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255)
+    type: Literal["ephemeral"]

@@ -1,0 +1,73 @@
+"""Fetching a client's media by URL (Runway's `videoUri: https://...`) under the callback guard.
+
+The same rules as callbacks: the URL's addresses are resolved and checked (private, loopback
+and link-local targets refused unless allowed), the connection goes to an approved address
+(no second lookup, so DNS rebinding cannot reach a private one), redirects are not followed,
+and the body is streamed to a file with a size limit and an idle timeout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from vidmorph.callbacks.guard import TargetRefused, resolve_target
+from vidmorph.errors import BadRequest, PayloadTooLarge
+
+
+def fetch_to_file(
+    url: str, dest: Path, *, allow_private: bool, max_bytes: int, timeout_s: float = 30.0
+) -> str:
+    """GET `url` into `dest`; the response's Content-Type. BadRequest for a refused target or
+    an answer that is not a 200, PayloadTooLarge past `max_bytes` (`dest` is then removed)."""
+    if not url.lower().startswith(("https://", "http://")):
+        raise BadRequest("videoUri must be an https URL, a runway:// URI or a data URI.")
+    try:
+        addresses = resolve_target(url, allow_private=allow_private)
+    except TargetRefused as exc:
+        raise BadRequest(f"videoUri: {exc.message.replace('replyUrl', 'the URL')}") from None
+    target = httpx.URL(url)
+    with httpx.Client(
+        timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False
+    ) as client:
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return _get(client, target, address, dest, max_bytes)
+            except httpx.ConnectError as exc:
+                last = exc
+            except httpx.HTTPError as exc:
+                dest.unlink(missing_ok=True)
+                raise BadRequest(f"videoUri could not be fetched: {type(exc).__name__}") from None
+    raise BadRequest(f"videoUri could not be fetched: {last}")
+
+
+def _get(client: httpx.Client, target: httpx.URL, address: str, dest: Path, max_bytes: int) -> str:
+    request = client.build_request(
+        "GET",
+        target.copy_with(host=address),
+        headers={"host": target.netloc.decode("ascii")},
+        extensions={"sni_hostname": target.raw_host.decode("ascii")},
+    )
+    response = client.send(request, stream=True)
+    try:
+        if response.status_code != 200:
+            raise BadRequest(f"videoUri answered HTTP {response.status_code}.")
+        announced = response.headers.get("content-length", "")
+        if announced.isdigit() and int(announced) > max_bytes:
+            raise PayloadTooLarge(f"videoUri is larger than {max_bytes} bytes.")
+        seen = 0
+        try:
+            with dest.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    seen += len(chunk)
+                    if seen > max_bytes:
+                        raise PayloadTooLarge(f"videoUri is larger than {max_bytes} bytes.")
+                    out.write(chunk)
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+        return str(response.headers.get("content-type", ""))
+    finally:
+        response.close()

@@ -1,0 +1,179 @@
+"""Runway's own API through the official `runwayml` Python SDK, unchanged but for base_url and
+api_key, against a real server: its documented flow (upload, create, wait, fetch, cancel,
+delete), its exception classes, THROTTLED past maxJobs, and the same tasks seen from useapi's
+surface."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import runwayml
+from runwayml import RunwayML, TaskFailedError
+
+from tests.harness import LiveServer, start_server
+from tests.receiver import serve_files
+from tests.videos import make_video, probe_output
+from vidmorph.config import Settings
+from vidmorph.service.accounts import create_token
+
+SLOW = "tests.engines.fixtures:slow"
+
+
+@pytest.fixture
+def live(make_settings: Callable[..., Settings]) -> Iterator[LiveServer]:
+    with start_server(make_settings(engine=SLOW, recover_interval_s=0.3)) as server:
+        yield server
+
+
+def sdk(live: LiveServer, key: str | None = None) -> RunwayML:
+    return RunwayML(api_key=key or live.token, base_url=live.base_url, max_retries=0)
+
+
+def wait(client: RunwayML, task_id: str, statuses: set[str], timeout_s: float = 60) -> object:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        task = client.tasks.retrieve(task_id)
+        if task.status in statuses:
+            return task
+        assert time.monotonic() < deadline, f"{task_id} still {task.status}"
+        time.sleep(0.2)
+
+
+def test_the_documented_flow_upload_create_wait_and_download(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    client = sdk(live)
+    clip = make_video(tmp_path / "street.mp4", seconds=1, size=(320, 192), audio=True)
+    uri = client.uploads.create_ephemeral(file=clip).uri
+    assert uri.startswith("runway://")
+    created = client.video_to_video.create(
+        model="gen4_aleph", prompt_text="the same street at night", video_uri=uri, seed=7
+    )
+    done = created.wait_for_task_output(timeout=120)
+    assert done.status == "SUCCEEDED"
+    (url,) = done.output
+    (tmp_path / "out.mp4").write_bytes(httpx.get(url).content)
+    info = probe_output(tmp_path / "out.mp4")
+    assert (info["width"], info["height"], info["codec"]) == (1280, 768, "h264")
+    # One task store, two wire formats: useapi's surface shows the same task.
+    (seen,) = live.client.get(f"{live.api}/tasks/").json()
+    assert seen["id"] == created.id and seen["taskType"] == "gen4_aleph"
+    assert seen["options"]["seed"] == 7 and seen["status"] == "SUCCEEDED"
+    assert client.tasks.retrieve(created.id).cost.credits == 15  # 1 s of Aleph
+    client.tasks.delete(created.id)
+    with pytest.raises(runwayml.NotFoundError):
+        client.tasks.retrieve(created.id)
+
+
+def test_aleph2_takes_a_data_uri_and_a_9_16_frame(live: LiveServer, tmp_path: Path) -> None:
+    client = sdk(live)
+    clip = make_video(tmp_path / "phone.mp4", seconds=0.5, size=(180, 320))
+    data_uri = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
+    created = client.video_to_video.create(
+        model="aleph2", video_uri=data_uri, target_aspect_ratio="9:16", seed=3
+    )
+    done = wait(client, created.id, {"SUCCEEDED", "FAILED"})
+    assert done.status == "SUCCEEDED", done
+    (tmp_path / "out.mp4").write_bytes(httpx.get(done.output[0]).content)
+    info = probe_output(tmp_path / "out.mp4")
+    assert (info["width"], info["height"]) == (768, 1280)
+
+
+def test_a_video_url_is_fetched_under_the_callback_guard(live: LiveServer, tmp_path: Path) -> None:
+    client = sdk(live)
+    make_video(tmp_path / "hosted.mp4", seconds=0.5, size=(160, 96))
+    with serve_files(tmp_path) as base:
+        created = client.video_to_video.create(
+            model="gen4_aleph", prompt_text="snow", video_uri=f"{base}/hosted.mp4"
+        )
+        with pytest.raises(runwayml.BadRequestError, match="404"):
+            client.video_to_video.create(
+                model="gen4_aleph", prompt_text="snow", video_uri=f"{base}/missing.mp4"
+            )
+    assert wait(client, created.id, {"SUCCEEDED"}).status == "SUCCEEDED"
+
+
+def test_errors_are_the_sdks_own_exceptions(live: LiveServer, tmp_path: Path) -> None:
+    client = sdk(live)
+    clip = make_video(tmp_path / "in.mp4", seconds=0.5, size=(160, 96))
+    uri = client.uploads.create_ephemeral(file=clip).uri
+    with pytest.raises(runwayml.BadRequestError) as bad_model:
+        client.video_to_video.create(model="seedance2", prompt_text="x", video_uri=uri)
+    assert bad_model.value.body == {
+        "error": "model: must be one of gen4_aleph, aleph2 on this server."
+    }
+    with pytest.raises(runwayml.BadRequestError, match="promptText"):
+        client.video_to_video.create(model="gen4_aleph", prompt_text="x" * 1001, video_uri=uri)
+    with pytest.raises(runwayml.BadRequestError, match="keyframes"):
+        client.video_to_video.create(
+            model="aleph2", video_uri=uri, keyframes=[{"uri": uri, "seconds": 0.1}]
+        )
+    with pytest.raises(runwayml.BadRequestError, match="no upload"):
+        client.video_to_video.create(
+            model="gen4_aleph", prompt_text="x", video_uri="runway://upload/nope"
+        )
+    with pytest.raises(runwayml.AuthenticationError):
+        sdk(live, "user:1-wrong").organization.retrieve()
+    # Another user's task is not found; so is a made-up one.
+    mine = client.video_to_video.create(model="gen4_aleph", prompt_text="rain", video_uri=uri)
+    _, other_key = create_token(live.ctx)
+    with pytest.raises(runwayml.NotFoundError):
+        sdk(live, other_key).tasks.retrieve(mine.id)
+    with pytest.raises(runwayml.NotFoundError):
+        client.tasks.retrieve("00000000-0000-0000-0000-000000000000")
+    # The version header is required, and errors are Runway's shape, not useapi's.
+    raw = httpx.get(
+        f"{live.base_url}/v1/organization", headers={"Authorization": f"Bearer {live.token}"}
+    )
+    assert raw.status_code == 400
+    assert raw.json() == {
+        "error": "The X-Runway-Version header is missing; this server speaks 2024-11-06."
+    }
+
+
+def test_a_flagged_prompt_fails_with_runways_safety_code(live: LiveServer, tmp_path: Path) -> None:
+    client = sdk(live)
+    uri = client.uploads.create_ephemeral(file=make_video(tmp_path / "in.mp4", seconds=0.5)).uri
+    created = client.video_to_video.create(
+        model="gen4_aleph", prompt_text="graphic child porn scene", video_uri=uri
+    )
+    with pytest.raises(TaskFailedError) as failed:
+        created.wait_for_task_output(timeout=60)
+    details = failed.value.task_details
+    assert details.failure_code == "SAFETY.INPUT.TEXT" and details.failure
+
+
+def test_past_max_jobs_a_task_waits_throttled_then_runs(live: LiveServer, tmp_path: Path) -> None:
+    client = sdk(live)
+    email = live.client.get(f"{live.api}/features/").json()["email"]
+    assert live.client.post(f"{live.api}/accounts/{email}", json={"maxJobs": 1}).status_code == 200
+    uri = client.uploads.create_ephemeral(file=make_video(tmp_path / "in.mp4", seconds=2)).uri
+    first = client.video_to_video.create(model="gen4_aleph", prompt_text="night", video_uri=uri)
+    second = client.video_to_video.create(model="gen4_aleph", prompt_text="dusk", video_uri=uri)
+    assert client.tasks.retrieve(second.id).status == "THROTTLED"
+    org = client.organization.retrieve()
+    assert org.tier.models["gen4_aleph"].max_concurrent_generations == 1
+    assert org.usage.models["gen4_aleph"].daily_generations == 2
+    # useapi's surface answers 429 for the same account while it is full.
+    asset = live.upload_video(tmp_path, seconds=1)
+    busy = live.create({"assetId": asset["assetId"], "text_prompt": "x"})
+    assert busy.status_code == 429
+    assert wait(client, first.id, {"SUCCEEDED"}).status == "SUCCEEDED"
+    assert wait(client, second.id, {"RUNNING", "SUCCEEDED"}).status in ("RUNNING", "SUCCEEDED")
+    assert wait(client, second.id, {"SUCCEEDED"}).status == "SUCCEEDED"
+
+
+def test_a_running_task_is_cancelled_by_delete(live: LiveServer, tmp_path: Path) -> None:
+    client = sdk(live)
+    uri = client.uploads.create_ephemeral(file=make_video(tmp_path / "in.mp4", seconds=5)).uri
+    created = client.video_to_video.create(model="gen4_aleph", prompt_text="night", video_uri=uri)
+    wait(client, created.id, {"RUNNING"})
+    client.tasks.delete(created.id)
+    cancelled = client.tasks.retrieve(created.id)
+    assert cancelled.status == "CANCELLED" and cancelled.cost.credits == 0
+    assert client.organization.retrieve().credit_balance == 100_000  # the reservation went back
