@@ -45,6 +45,17 @@ class Settings(BaseSettings):
         "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
         description="VIDMORPH_ENGINE=wan weights: a hub id or a local diffusers directory.",
     )
+    runway_base_url: str = Field(
+        "https://api.dev.runwayml.com",
+        description="VIDMORPH_ENGINE=runway: the Runway-API server tasks are handed to.",
+    )
+    runway_api_secret: str = Field("", description="VIDMORPH_ENGINE=runway: its API key.")
+    runway_model: Literal["gen4_aleph", "aleph2"] = Field(
+        "gen4_aleph", description="VIDMORPH_ENGINE=runway: the upstream model."
+    )
+    runway_poll_s: float = Field(
+        5.0, gt=0, description="VIDMORPH_ENGINE=runway: how often the upstream task is read."
+    )
 
     workers: int = Field(1, ge=0, description="In-process worker threads; 0 admits only.")
     lease_s: float = Field(30.0, gt=0, description="A running task's lease; renewed by a beat.")

@@ -23,7 +23,7 @@ from vidmorph.store.leases import LeaseStore
 from vidmorph.store.metrics import MetricStore
 from vidmorph.store.secrets import URL_SIGNING_KEY, SecretStore
 from vidmorph.store.tasks import TaskStore
-from vidmorph.store.uploads import UploadStore
+from vidmorph.store.uploads import UploadStore, UpstreamJobs
 from vidmorph.store.users import UserStore
 from vidmorph.store.workers import WorkerRegistry
 from vidmorph.workers.inprocess import InProcessDispatcher
@@ -98,6 +98,7 @@ def build_context(settings: Settings) -> AppContext:
         workers=WorkerRegistry(db),
         metrics=MetricStore(db),
         uploads=UploadStore(db),
+        upstream_jobs=UpstreamJobs(db),
         url_key=key,
     )
 

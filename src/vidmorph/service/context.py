@@ -22,9 +22,10 @@ from vidmorph.store.deliveries import DeliveryStore
 from vidmorph.store.leases import LeaseStore
 from vidmorph.store.metrics import MetricStore
 from vidmorph.store.tasks import TaskStore
-from vidmorph.store.uploads import UploadStore
+from vidmorph.store.uploads import UploadStore, UpstreamJobs
 from vidmorph.store.users import UserStore
 from vidmorph.store.workers import WorkerRegistry
+from vidmorph.upstream.base import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +48,31 @@ class AppContext:
     workers: WorkerRegistry
     metrics: MetricStore
     uploads: UploadStore
+    upstream_jobs: UpstreamJobs
     #: signs links and upload targets this server checks itself (the fleet shares it)
     url_key: bytes
     #: set by the container once the dispatcher that calls back into run_task exists
     dispatcher: Dispatcher | None = None
     #: signed URLs by storage key, reused for a minute (service.views)
     signed_urls: dict[str, tuple[float, str]] = field(default_factory=dict, repr=False)
-    _engines: dict[str, Engine] = field(default_factory=dict, repr=False)
-    _estimators: dict[str, Engine] = field(default_factory=dict, repr=False)
+    _engines: dict[str, Engine | Upstream] = field(default_factory=dict, repr=False)
+    _estimators: dict[str, Engine | Upstream] = field(default_factory=dict, repr=False)
     _engine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def engine_name(self, task_type: str) -> str:
         return self.settings.engine_for(task_type)
 
-    def engine(self, name: str | None = None) -> Engine:
+    def engine(self, name: str | None = None) -> Engine | Upstream:
         """Engine `name` (default VIDMORPH_ENGINE), created and loaded once per process."""
         name = name or self.settings.engine
         with self._engine_lock:
             if name not in self._engines:
-                engine = registry.create(name, self.settings)
+                engine = self._make(name)
                 engine.load(self.settings.engine_device)
                 self._engines[name] = engine
             return self._engines[name]
 
-    def estimator(self, name: str | None = None) -> Engine:
+    def estimator(self, name: str | None = None) -> Engine | Upstream:
         """Engine `name` for pre-flight estimates: the loaded one if this process runs tasks,
         otherwise one created without weights (an API-only node never loads a model)."""
         name = name or self.settings.engine
@@ -78,8 +80,17 @@ class AppContext:
             if name in self._engines:
                 return self._engines[name]
             if name not in self._estimators:
-                self._estimators[name] = registry.create(name, self.settings)
+                self._estimators[name] = self._make(name)
             return self._estimators[name]
+
+    def _make(self, name: str) -> Engine | Upstream:
+        """A new engine: `runway` hands tasks to a Runway-API server; the rest are frame
+        engines (engines.registry)."""
+        if name == "runway":
+            from vidmorph.upstream.runway import RunwayUpstream
+
+            return RunwayUpstream(self.settings)
+        return registry.create(name, self.settings)
 
     def dispatch(self, task: Task) -> None:
         """Hand an admitted task to whatever runs tasks. A broker that cannot be reached is

@@ -19,6 +19,7 @@ from vidmorph.service import notify, runway
 from vidmorph.service.assets import delete_files
 from vidmorph.service.context import AppContext
 from vidmorph.service.render import TaskHooks, render
+from vidmorph.upstream.base import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
-def run_task(ctx: AppContext, task_uuid: str, owner: str, engine: Engine | None = None) -> None:
+def run_task(
+    ctx: AppContext, task_uuid: str, owner: str, engine: Engine | Upstream | None = None
+) -> None:
     """Run one task to its end. `engine` is the worker's loaded engine (a Celery worker has
     exactly one); None picks the one the settings route the task's type to."""
     task = ctx.tasks.claim(task_uuid, owner, ctx.settings.lease_s)

@@ -31,9 +31,10 @@ from vidmorph.media.clip import ClipStream, Frames
 from vidmorph.media.decode import FrameReader
 from vidmorph.media.encode import write_jpeg, write_mp4
 from vidmorph.media.stream import Prefetch
-from vidmorph.service import notify
+from vidmorph.service import notify, upstream
 from vidmorph.service.context import AppContext
 from vidmorph.service.views import task_name
+from vidmorph.upstream.base import Upstream
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,8 +88,10 @@ class TaskHooks:
             log.exception("could not record the %s stage's time", stage)  # never fails a task
 
 
-def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine) -> Asset:
-    """The task's output asset: input fetched, streamed through `engine`, encoded, stored."""
+def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine | Upstream) -> Asset:
+    """The task's output asset: input fetched, streamed through `engine`, encoded, stored. An
+    upstream engine makes the video elsewhere first (service.upstream), which is then fitted
+    to the task through the same stages."""
     p = task.params
     source = ctx.assets.get(task.user_id, p.asset_uuid)
     if source is None:
@@ -109,16 +112,6 @@ def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine) -> Ass
                 "The input asset's file is missing.", reason="INPUT_PREPROCESSING.ASSET"
             ) from None
         hooks.check_cancelled()
-        reader = FrameReader(
-            path,
-            width=p.width,
-            height=p.height,
-            fps=OUTPUT_FPS,
-            max_seconds=float(p.seconds),
-            duration_s=source.meta.duration_s if source.meta else None,
-            max_pixels=ctx.settings.max_input_pixels,
-        )
-        stack.enter_context(reader)
         job = GenerationInput(
             text_prompt=p.text_prompt,
             strength=p.structure_transformation / 10,
@@ -127,9 +120,27 @@ def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine) -> Ass
             height=p.height,
             fps=OUTPUT_FPS,
         )
+        duration_s = source.meta.duration_s if source.meta else None
+        has_audio = bool(source.meta and source.meta.has_audio)
+        frames: Engine
+        if isinstance(engine, Upstream):
+            path, made = upstream.hand_over(ctx, task, hooks, engine, job, path, work_dir)
+            duration_s, has_audio, frames = made.duration_s, made.has_audio, upstream.Identity()
+        else:
+            frames = engine
+        reader = FrameReader(
+            path,
+            width=p.width,
+            height=p.height,
+            fps=OUTPUT_FPS,
+            max_seconds=float(p.seconds),
+            duration_s=duration_s,
+            max_pixels=ctx.settings.max_input_pixels,
+        )
+        stack.enter_context(reader)
         video, preview = work_dir / "video.mp4", work_dir / "preview.jpg"
         try:
-            first = run_stages(reader, engine, job, hooks, video, audio_from=path)
+            first = run_stages(reader, frames, job, hooks, video, audio_from=path)
             write_jpeg(first, preview)
         except OSError as error:
             if error.errno in _DISK_FULL:
@@ -142,7 +153,7 @@ def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine) -> Ass
             fps=reader.fps,
             width=reader.width,
             height=reader.height,
-            has_audio=bool(source.meta and source.meta.has_audio),
+            has_audio=has_audio,
             has_alpha=False,
         )
         return _store_output(ctx, task, meta, video, preview, hooks)

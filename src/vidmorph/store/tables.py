@@ -208,3 +208,13 @@ uploads = Table(
     Column("created_at", DateTime, nullable=False),
     Column("expires_at", DateTime, nullable=False),
 )
+
+#: a task handed to an upstream service (VIDMORPH_ENGINE=runway): its id there, kept as soon
+#: as it exists, so a worker that restarts resumes that job instead of starting a second one
+upstream_jobs = Table(
+    "upstream_jobs",
+    metadata,
+    Column("task_uuid", String(36), primary_key=True),
+    Column("upstream_id", String(200), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)

@@ -1,4 +1,6 @@
-"""Ephemeral uploads of Runway's API (`POST /v1/uploads`): a `runway://` URI for 24 hours.
+"""Runway API state: ephemeral uploads, and the upstream jobs of the Runway engine.
+
+Ephemeral uploads of Runway's API (`POST /v1/uploads`): a `runway://` URI for 24 hours.
 
 A row is made when the client asks for an upload target; the bytes arrive later at that target
 (Vidmorph's signed form endpoint, or S3 by a presigned POST) under `storage_key`. The first
@@ -13,8 +15,9 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from vidmorph.domain.clock import utcnow
 from vidmorph.store.db import Database
-from vidmorph.store.tables import uploads
+from vidmorph.store.tables import uploads, upstream_jobs
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,25 @@ class UploadStore:
                 .values(asset_uuid=asset_uuid)
             )
             return done.rowcount == 1
+
+
+class UpstreamJobs:
+    """Which upstream job runs a task (VIDMORPH_ENGINE=runway), so a restart resumes it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def remember(self, task_uuid: str, upstream_id: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                self.db.insert_ignore(upstream_jobs).values(
+                    task_uuid=task_uuid, upstream_id=upstream_id, created_at=utcnow()
+                )
+            )
+
+    def get(self, task_uuid: str) -> str | None:
+        with self.db.read() as conn:
+            found: str | None = conn.execute(
+                select(upstream_jobs.c.upstream_id).where(upstream_jobs.c.task_uuid == task_uuid)
+            ).scalar_one_or_none()
+        return found

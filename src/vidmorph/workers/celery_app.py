@@ -26,6 +26,7 @@ from vidmorph.config import Settings
 from vidmorph.engines.base import Engine
 from vidmorph.service.context import AppContext
 from vidmorph.service.execute import run_task
+from vidmorph.upstream.base import Upstream
 from vidmorph.workers.presence import Presence, RunningTasks, worker_id
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class CeleryDispatcher:
 
 
 def worker_app(
-    ctx: AppContext, engine_name: str, engine: Engine, owner: str
+    ctx: AppContext, engine_name: str, engine: Engine | Upstream, owner: str
 ) -> tuple[Celery, RunningTasks]:
     """The Celery app of a `vidmorph worker`: one task, which runs `run_task` on `engine`."""
     app = make_celery(ctx.settings)

@@ -1,4 +1,4 @@
-"""uploads: Runway API ephemeral uploads (runway:// URIs)"""
+"""runway: Runway API ephemeral uploads (runway:// URIs) and upstream jobs"""
 
 from __future__ import annotations
 
@@ -23,7 +23,15 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("uuid"),
     )
+    op.create_table(
+        "upstream_jobs",
+        sa.Column("task_uuid", sa.String(length=36), nullable=False),
+        sa.Column("upstream_id", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("task_uuid"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("upstream_jobs")
     op.drop_table("uploads")
