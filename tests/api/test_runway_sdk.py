@@ -177,3 +177,28 @@ def test_a_running_task_is_cancelled_by_delete(live: LiveServer, tmp_path: Path)
     cancelled = client.tasks.retrieve(created.id)
     assert cancelled.status == "CANCELLED" and cancelled.cost.credits == 0
     assert client.organization.retrieve().credit_balance == 100_000  # the reservation went back
+
+
+def test_private_urls_are_refused_unless_allowed_and_versions_are_checked(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(callback_allow_private=False)) as live:
+        client = sdk(live)
+        with pytest.raises(runwayml.BadRequestError, match="private or loopback"):
+            client.video_to_video.create(
+                model="gen4_aleph", prompt_text="x", video_uri=f"{live.base_url}/healthz"
+            )
+        with pytest.raises(runwayml.BadRequestError, match="data URI"):
+            client.video_to_video.create(
+                model="gen4_aleph", prompt_text="x", video_uri="data:video/mp4,abc"
+            )
+        old = httpx.get(
+            f"{live.base_url}/v1/organization",
+            headers={"Authorization": f"Bearer {live.token}", "X-Runway-Version": "2023-01-01"},
+        )
+        assert old.status_code == 400
+        assert old.json() == {
+            "error": "X-Runway-Version '2023-01-01' is not known here; this server speaks "
+            "2024-11-06."
+        }
+        assert client.organization.retrieve().credit_balance == 100_000

@@ -41,10 +41,14 @@ VIDEO_BODY_MAX_BYTES = 24 * 2**20
 async def require_version(
     x_runway_version: Annotated[str | None, Header(alias="X-Runway-Version")] = None,
 ) -> None:
-    if x_runway_version != RUNWAY_VERSION:
-        shown = "missing" if x_runway_version is None else f"{x_runway_version!r} is not known"
+    if x_runway_version is None:
         raise errors.BadRequest(
-            f"The X-Runway-Version header is {shown}; this server speaks {RUNWAY_VERSION}."
+            f"The X-Runway-Version header is missing; this server speaks {RUNWAY_VERSION}."
+        )
+    if x_runway_version != RUNWAY_VERSION:
+        raise errors.BadRequest(
+            f"X-Runway-Version {x_runway_version!r} is not known here; this server speaks "
+            f"{RUNWAY_VERSION}."
         )
 
 
