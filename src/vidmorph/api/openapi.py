@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
-from vidmorph.api import schemas
+from vidmorph.api import openapi_runway, schemas
 
 #: what each status means, as every operation that can return it says
 _WHY = {
@@ -276,6 +276,11 @@ def _build(app: FastAPI) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         found.pop(name, None)
     found.update(SCHEMAS)
+    found.update(openapi_runway.SCHEMAS)
+    for runway_model in openapi_runway.BODY_MODELS:
+        made = runway_model.model_json_schema(ref_template="#/components/schemas/{model}")
+        found.update(made.pop("$defs", {}))
+        found[runway_model.__name__] = made
     for model in BODY_MODELS:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         seconds = schema["properties"].get("seconds")
@@ -292,6 +297,7 @@ def _build(app: FastAPI) -> dict[str, Any]:
     for item in spec.get("paths", {}).values():
         for operation in item.values():
             _tidy(operation)
+            openapi_runway.tidy(operation)
     return spec
 
 

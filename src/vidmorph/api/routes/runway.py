@@ -23,6 +23,7 @@ from starlette.formparsers import MultiPartParser
 from vidmorph import errors
 from vidmorph.api import bodies
 from vidmorph.api.deps import CtxDep, UserDep, parse
+from vidmorph.api.openapi_runway import VIDEO_TO_VIDEO_BODY, runway_doc
 from vidmorph.api.runway_schemas import (
     MODELS,
     RUNWAY_VERSION,
@@ -52,14 +53,14 @@ async def require_version(
         )
 
 
-# Documented apart from the useapi surface (its own error shape): not in /openapi.json yet.
-router = APIRouter(
-    dependencies=[Depends(require_version)], tags=["Runway API"], include_in_schema=False
+router = APIRouter(dependencies=[Depends(require_version)], tags=["Runway API"])
+forms = APIRouter(tags=["Runway API"])
+
+
+@router.post(
+    "/video_to_video",
+    **runway_doc(408, 413, 429, 503, ok="RunwayTaskCreated", body=VIDEO_TO_VIDEO_BODY),
 )
-forms = APIRouter(tags=["Runway API"], include_in_schema=False)
-
-
-@router.post("/video_to_video")
 async def video_to_video(request: Request, ctx: CtxDep, user: UserDep) -> Any:
     s = ctx.settings
     raw = await bodies.read_all(request, s.body_timeout_s, VIDEO_BODY_MAX_BYTES)
@@ -86,31 +87,38 @@ async def video_to_video(request: Request, ctx: CtxDep, user: UserDep) -> Any:
     return JSONResponse({"id": task.uuid})
 
 
-@router.get("/tasks/{task_id}")
+@router.get("/tasks/{task_id}", **runway_doc(ok="RunwayTask"))
 def get_task(task_id: str, ctx: CtxDep, user: UserDep) -> Any:
     return JSONResponse(runway.task_view(ctx, _task(ctx, user.id, task_id)))
 
 
-@router.delete("/tasks/{task_id}", status_code=204)
+@router.delete("/tasks/{task_id}", status_code=204, **runway_doc(no_content=True))
 def delete_task(task_id: str, ctx: CtxDep, user: UserDep) -> Response:
     task = _task(ctx, user.id, task_id)
     tasks.cancel_or_delete(ctx, user, task.task_id)
     return Response(status_code=204)
 
 
-@router.get("/organization")
+@router.get("/organization", **runway_doc(ok="RunwayOrganization"))
 def organization(ctx: CtxDep, user: UserDep) -> Any:
     return JSONResponse(runway.organization_view(ctx, user))
 
 
-@router.post("/uploads")
+@router.post(
+    "/uploads",
+    **runway_doc(408, 413, ok="RunwayUpload", body={"$ref": "#/components/schemas/UploadIn"}),
+)
 async def create_upload(request: Request, ctx: CtxDep, user: UserDep) -> Any:
     s = ctx.settings
     body = parse(UploadIn, _json_object(await bodies.read_all(request, s.body_timeout_s, 2**16)))
     return JSONResponse(await run_in_threadpool(uploads.create, ctx, user, body.filename))
 
 
-@forms.post("/uploads/{upload_id}", status_code=204)
+@forms.post(
+    "/uploads/{upload_id}",
+    status_code=204,
+    **runway_doc(408, 413, 503, public=True, no_content=True, form=True),
+)
 async def upload_form(
     upload_id: str,
     request: Request,
