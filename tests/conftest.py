@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.harness import LiveServer, fresh_postgres_url, start_server
+from tests.services import S3_ENV, S3Endpoint, s3_endpoint
 from vidmorph.config import Settings
 
 
@@ -44,6 +45,15 @@ def server(make_settings: Callable[..., Settings]) -> Iterator[LiveServer]:
     """A real Vidmorph (uvicorn, SQLite file, preview engine) on a loopback port."""
     with start_server(make_settings()) as live:
         yield live
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Endpoint]:
+    """moto's S3 over HTTP on a loopback port, with the credentials boto3 wants."""
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    with s3_endpoint() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")

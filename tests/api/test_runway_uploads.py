@@ -4,17 +4,16 @@ Vidmorph's own endpoint and as S3's presigned POST (moto's S3 over HTTP), with t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
-import pytest
 from runwayml import RunwayML
 
 from tests.harness import LiveServer, start_server
-from tests.services import S3_ENV, S3Endpoint, s3_endpoint
+from tests.services import S3Endpoint
 from tests.videos import make_video
 from vidmorph.config import Settings
 
@@ -66,14 +65,6 @@ def test_an_expired_target_and_an_oversized_file_are_refused(
         big = post_form(target, b"\0" * 200_000)
         assert big.status_code == 413
         assert list((live.ctx.settings.data_dir).rglob("upload-*")) == []
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Endpoint]:
-    for name, value in S3_ENV.items():
-        monkeypatch.setenv(name, value)
-    with s3_endpoint() as endpoint:
-        yield endpoint
 
 
 def test_on_s3_the_sdk_posts_straight_to_the_bucket_by_presigned_post(

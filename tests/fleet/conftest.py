@@ -10,12 +10,9 @@ from typing import Any
 import pytest
 
 from tests.services import (
-    S3_ENV,
     Proc,
     RedisServer,
-    S3Endpoint,
     redis_server,
-    s3_endpoint,
     vidmorph_env,
     wait_for,
 )
@@ -35,14 +32,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def broker(tmp_path: Path) -> Iterator[RedisServer]:
     with redis_server(tmp_path / "redis") as server:
         yield server
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Endpoint]:
-    for name, value in S3_ENV.items():
-        monkeypatch.setenv(name, value)
-    with s3_endpoint() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture

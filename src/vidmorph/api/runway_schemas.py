@@ -6,22 +6,17 @@ video-to-video models Vidmorph runs; any other model is a 400 naming the two.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from vidmorph.api.schemas import not_bool
 from vidmorph.service.generate import MAX_SEED
 
 #: Runway's API version its SDKs send in X-Runway-Version; the only one this server speaks
 RUNWAY_VERSION = "2024-11-06"
 MODELS = ("gen4_aleph", "aleph2")
 ASPECT_RATIOS = ("16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "21:9")
-
-
-def _not_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("Input should be an integer")
-    return value
 
 
 class ContentModeration(BaseModel):
@@ -62,7 +57,7 @@ class _VideoToVideo(BaseModel):
     #: accepted and ignored, as Runway does
     ratio: str | None = Field(None, max_length=20)
 
-    _seed = field_validator("seed", mode="before")(_not_bool)
+    _seed = field_validator("seed", mode="before")(not_bool)
 
 
 class Gen4AlephIn(_VideoToVideo):

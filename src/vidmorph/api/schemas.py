@@ -15,7 +15,8 @@ from vidmorph.config import MAX_SECONDS_CEILING
 from vidmorph.service.generate import MAX_SEED, CreateRequest
 
 
-def _not_bool(value: Any) -> Any:
+def not_bool(value: Any) -> Any:
+    """A before-validator: a JSON true/false is no number (lax mode would take it as 1/0)."""
     if isinstance(value, bool):
         raise ValueError("Input should be a number, not true or false")
     return value
@@ -33,7 +34,7 @@ class AccountIn(BaseModel):
     plan: Literal["standard", "unlimited"] | None = None
     replyUrl: str | None = Field(None, max_length=1024)
 
-    _numbers = field_validator("maxJobs", "numPlanCredits", mode="before")(_not_bool)
+    _numbers = field_validator("maxJobs", "numPlanCredits", mode="before")(not_bool)
 
 
 class Gen3VideoIn(BaseModel):
@@ -77,7 +78,7 @@ class Gen3VideoIn(BaseModel):
 
     _numbers = field_validator(
         "structure_transformation", "seconds", "seed", "maxJobs", mode="before"
-    )(_not_bool)
+    )(not_bool)
 
     def to_request(self, aspect_ratio: str = "landscape") -> CreateRequest:
         return CreateRequest(
@@ -121,7 +122,7 @@ class Gen4VideoIn(BaseModel):
     replyRef: str | None = Field(None, max_length=1024)
     maxJobs: int | None = Field(None, ge=1, le=10)
 
-    _numbers = field_validator("seed", "maxJobs", mode="before")(_not_bool)
+    _numbers = field_validator("seed", "maxJobs", mode="before")(not_bool)
 
     def to_request(self) -> CreateRequest:
         return CreateRequest(
