@@ -7,7 +7,12 @@
 const API = '/v1/runwayml';
 const TOKEN_KEY = 'vidmorph.token';
 const IN_FLIGHT = new Set(['PENDING', 'THROTTLED', 'RUNNING']);
-const MODELS = { gen3a: 'Gen-3 Alpha', gen3a_turbo: 'Gen-3 Alpha Turbo' };
+const MODELS = {
+  gen3a: 'Gen-3 Alpha',
+  gen3a_turbo: 'Gen-3 Alpha Turbo',
+  gen4_aleph: 'Gen-4 Aleph',
+  aleph2: 'Aleph 2',
+};
 
 const $ = (id) => document.getElementById(id);
 const state = { token: '', asset: null, taskId: null, watch: null };
