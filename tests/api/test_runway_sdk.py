@@ -8,18 +8,22 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import runwayml
 from runwayml import RunwayML, TaskFailedError
+from sqlalchemy import update
 
 from tests.harness import LiveServer, start_server
 from tests.receiver import serve_files
 from tests.videos import make_video, probe_output
 from vidmorph.config import Settings
+from vidmorph.domain.clock import utcnow
 from vidmorph.service.accounts import create_token
+from vidmorph.store.tables import uploads as uploads_table
 
 SLOW = "tests.engines.fixtures:slow"
 
@@ -202,3 +206,30 @@ def test_private_urls_are_refused_unless_allowed_and_versions_are_checked(
             "2024-11-06."
         }
         assert client.organization.retrieve().credit_balance == 100_000
+
+
+def test_runway_uris_last_24_hours_and_fetched_urls_keep_the_upload_limit(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(max_upload_bytes=20_000)) as live:
+        client = sdk(live)
+        small = make_video(tmp_path / "small.mp4", seconds=0.2, size=(64, 48))
+        uri = client.uploads.create_ephemeral(file=small).uri
+        uuid = uri.removeprefix("runway://upload/")
+        with live.ctx.db.write() as conn:  # a day and a bit later
+            conn.execute(
+                update(uploads_table)
+                .where(uploads_table.c.uuid == uuid)
+                .values(expires_at=utcnow() - timedelta(minutes=1))
+            )
+        with pytest.raises(runwayml.BadRequestError, match="expired"):
+            client.video_to_video.create(model="gen4_aleph", prompt_text="x", video_uri=uri)
+        make_video(tmp_path / "big.mp4", seconds=3, size=(320, 240), pattern="noise")
+        assert (tmp_path / "big.mp4").stat().st_size > 20_000
+        with serve_files(tmp_path) as base, pytest.raises(runwayml.APIStatusError) as big:
+            client.video_to_video.create(
+                model="gen4_aleph", prompt_text="x", video_uri=f"{base}/big.mp4"
+            )
+        assert big.value.status_code == 413
+        assert big.value.body == {"error": "videoUri is larger than 20000 bytes."}
+        assert list(live.ctx.tmp_dir.glob("source-*")) == []

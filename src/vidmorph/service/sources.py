@@ -40,9 +40,13 @@ def asset_for_uri(
         return _from_data_uri(ctx, user, email, uri, field, media_type)
     path = _temp_path(ctx)
     limit = ctx.settings.max_upload_bytes
-    content_type = fetch_to_file(
-        uri, path, allow_private=ctx.settings.callback_allow_private, max_bytes=limit
-    )
+    try:
+        content_type = fetch_to_file(
+            uri, path, allow_private=ctx.settings.callback_allow_private, max_bytes=limit
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     name = Path(uri.split("?")[0]).stem[:200] or field
     content_type = _content_type(content_type, uri, media_type)
     return _ingest(ctx, user, email, name, content_type, path, field)
@@ -64,7 +68,11 @@ def _uploaded(ctx: AppContext, user: User, email: str, uri: str, field: str) -> 
             except FileNotFoundError:
                 raise errors.BadRequest(f"{field}: nothing was uploaded to this URI yet.") from None
             path = _temp_path(ctx)
-            shutil.copyfile(stored, path)
+            try:
+                shutil.copyfile(stored, path)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
         content_type = _content_type("", upload.filename, "video")
         made = _ingest(ctx, user, email, Path(upload.filename).stem, content_type, path, field)
         if ctx.uploads.set_asset(upload.uuid, made.uuid):
