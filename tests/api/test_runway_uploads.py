@@ -47,6 +47,13 @@ def test_the_signed_target_takes_one_file_once_without_a_token(
     assert refused.status_code == 404
     assert refused.json() == {"error": "This upload link has expired or is not valid."}
     assert post_form(target, clip, name="video").status_code == 400  # no part named file
+    for headers, body in (
+        ({"Content-Type": "multipart/form-data"}, b"--x\r\n"),  # no boundary
+        ({"Content-Type": "multipart/form-data; boundary=abc"}, b"garbage, not a form"),
+        ({"Content-Type": "video/mp4"}, clip),
+    ):
+        wrong = httpx.post(target["uploadUrl"], content=body, headers=headers)
+        assert wrong.status_code == 400 and set(wrong.json()) == {"error"}, wrong.text
     assert post_form(target, b"not a video").json()["error"].startswith("The file")
     assert post_form(target, clip).status_code == 204  # no Authorization, no version header
     assert post_form(target, clip).status_code == 404  # used

@@ -16,9 +16,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from python_multipart.exceptions import FormParserError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartParser
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from vidmorph import errors
 from vidmorph.api import bodies
@@ -134,7 +135,14 @@ async def upload_form(
         async for chunk in bodies.chunks(request, s.body_timeout_s, s.max_upload_bytes):
             yield chunk
 
-    form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=50).parse()
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data") or "boundary=" not in ctype:
+        raise errors.BadRequest("The upload must be multipart/form-data with the file as file.")
+    parser = MultiPartParser(request.headers, stream(), max_files=1, max_fields=50)
+    try:
+        form = await parser.parse()
+    except (MultiPartException, FormParserError):
+        raise errors.BadRequest("The multipart form is malformed.") from None
     try:
         part = form.get("file")
         if not isinstance(part, UploadFile):
