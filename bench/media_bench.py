@@ -1,6 +1,7 @@
 """Media benchmark: Vidmorph's streamed decode -> encode (a `FrameReader` on its own thread
-feeding `write_mp4`, as a task's stages run) on a 10 s 1080p clip against the ffmpeg CLI doing
-the same work. Run `.venv/bin/python bench/media_bench.py [--runs 3] [--workdir DIR]`;
+feeding `write_mp4`, as a task's stages run, in YUV420P as they run for engines that take it,
+and in RGB as they run for the diffusion engines) on a 10 s 1080p clip against the ffmpeg CLI
+doing the same work. Run `.venv/bin/python bench/media_bench.py [--runs 3] [--workdir DIR]`;
 exits 2 when ffmpeg is missing.
 """
 
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import cpu_model
 
-from vidmorph.media.clip import ClipStream
+from vidmorph.media.clip import RGB24, YUV420P, ClipStream
 from vidmorph.media.decode import SCALER, FrameReader
 from vidmorph.media.encode import write_mp4
 from vidmorph.media.stream import Prefetch
@@ -41,9 +42,10 @@ CRF, PRESET = 20, "veryfast"
 def make_source(path: Path) -> None:
     """A textured, moving 1080p clip: scrolling grey grain under sliding tinted bars, plus noise.
 
-    The grain is grey and in gamut, so the RGB round trip Vidmorph's frames take changes next
-    to nothing and both pipelines hand x264 the same picture (saturated colour noise would be
-    clipped on the way through RGB and leave Vidmorph less to encode).
+    The grain is grey and in gamut, so the RGB round trip changes next to nothing and every
+    pipeline hands x264 the same picture (saturated colour noise would be clipped on the way
+    through RGB and leave less to encode). BT.709 limited range, tagged, as HD cameras write:
+    no pipeline has a matrix to convert.
     """
     width, height = SOURCE_SIZE
     step_px = 7  # not a multiple of the grain size, so motion search has work to do
@@ -59,26 +61,34 @@ def make_source(path: Path) -> None:
         stream = container.add_stream("libx264", rate=SOURCE_FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "21"}
+        stream.colorspace = stream.color_primaries = stream.color_trc = 1  # BT.709
+        stream.color_range = 1  # limited
         for index in range(frames):
             luma = grain[:, index * step_px : index * step_px + width, None]
             tint = tints[((xs + index * 8) // 160) % len(tints)]
             picture = (luma * tint + noise[index % len(noise)]).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame = frame.reformat(format="yuv420p", dst_colorspace=1, dst_color_range=1)
             frame.pts, frame.time_base = index, Fraction(1, SOURCE_FPS)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
 
 
-def run_ours(source: Path, output: Path) -> tuple[float, float]:
+def run_ours(source: Path, output: Path, pixel_format: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds over all threads) for the streamed decode -> encode."""
     cpu_before, wall_before = _cpu_s(resource.RUSAGE_SELF), time.perf_counter()
     with (
         FrameReader(
-            source, width=OUT_WIDTH, height=OUT_HEIGHT, fps=OUT_FPS, max_seconds=SOURCE_SECONDS
+            source,
+            width=OUT_WIDTH,
+            height=OUT_HEIGHT,
+            fps=OUT_FPS,
+            max_seconds=SOURCE_SECONDS,
+            pixel_format=pixel_format,
         ) as reader,
         Prefetch(reader.batches(), depth=2, name="bench-decode") as decoded,
     ):
-        size = (reader.num_frames, reader.width, reader.height, reader.fps)
+        size = (reader.num_frames, reader.width, reader.height, reader.fps, pixel_format)
         write_mp4(ClipStream(decoded, *size), output, crf=CRF, preset=PRESET)
     return time.perf_counter() - wall_before, _cpu_s(resource.RUSAGE_SELF) - cpu_before
 
@@ -146,23 +156,24 @@ class Side:
         )
 
 
-def report(ours: Side, theirs: Side, ffmpeg: str) -> None:
+def report(sides: list[Side], theirs: Side, ffmpeg: str) -> None:
     libavcodec = ".".join(map(str, av.library_versions["libavcodec"]))
     print("\n### Media: decode + crop/scale + 24 fps + encode, 10 s 1080p -> 1280x768\n")
     print(f"Machine: `nproc` = {os.cpu_count()}, CPU: {cpu_model()}, no GPU.")
     print(
         f"PyAV {av.__version__} (libavcodec {libavcodec}) vs {ffmpeg_version(ffmpeg)}; "
         f"libx264 preset {PRESET}, crf {CRF}, threads auto, scaler {SCALER}; "
-        f"{len(ours.runs)} alternating runs after one untimed round.\n"
+        f"{len(theirs.runs)} alternating runs after one untimed round.\n"
     )
     print("| pipeline | wall s (median) | wall s (best) | CPU s (median) | output MB | runs |")
     print("|---|---:|---:|---:|---:|---|")
-    print(ours.row())
-    print(theirs.row())
-    print(
-        f"| ratio ours/ffmpeg | {ours.wall_s / theirs.wall_s:.2f}x "
-        f"| {ours.best_s / theirs.best_s:.2f}x | {ours.cpu_s / theirs.cpu_s:.2f}x | | |"
-    )
+    for side in (*sides, theirs):
+        print(side.row())
+    for side in sides:
+        print(
+            f"| {side.label} / ffmpeg | {side.wall_s / theirs.wall_s:.2f}x "
+            f"| {side.best_s / theirs.best_s:.2f}x | {side.cpu_s / theirs.cpu_s:.2f}x | | |"
+        )
 
 
 def main() -> int:
@@ -184,19 +195,27 @@ def main() -> int:
         if not source.exists():
             print(f"making {source} ...", flush=True)
             make_source(source)
-        ours = Side("Vidmorph `FrameReader` -> `write_mp4`, streamed", workdir / "out_vidmorph.mp4")
+        ours = {
+            fmt: Side(f"Vidmorph, streamed, {fmt}", workdir / f"out_vidmorph_{fmt}.mp4")
+            for fmt in (YUV420P, RGB24)
+        }
         theirs = Side("`ffmpeg` CLI, same work", workdir / "out_ffmpeg.mp4")
         command = ffmpeg_command(ffmpeg, source, theirs.output)
         # One untimed round first: page cache, lazy library loading, CPU frequency.
-        run_ours(source, ours.output)
+        for fmt, side in ours.items():
+            run_ours(source, side.output, fmt)
         run_ffmpeg(command)
+        steps = [
+            *(lambda fmt=fmt, side=side: side.runs.append(run_ours(source, side.output, fmt))
+              for fmt, side in ours.items()),
+            lambda: theirs.runs.append(run_ffmpeg(command)),
+        ]  # fmt: skip
         for run in range(args.runs):
-            ours.runs.append(run_ours(source, ours.output))
-            theirs.runs.append(run_ffmpeg(command))
-            print(
-                f"run {run + 1}: ours {ours.runs[-1][0]:.2f} s, ffmpeg {theirs.runs[-1][0]:.2f} s"
-            )
-        report(ours, theirs, ffmpeg)
+            for step in steps[run % len(steps) :] + steps[: run % len(steps)]:  # rotate the order
+                step()
+            times = ", ".join(f"{fmt} {side.runs[-1][0]:.2f} s" for fmt, side in ours.items())
+            print(f"run {run + 1}: ours {times}, ffmpeg {theirs.runs[-1][0]:.2f} s")
+        report(list(ours.values()), theirs, ffmpeg)
     return 0
 
 

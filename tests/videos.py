@@ -36,12 +36,14 @@ def make_video(
     faststart: bool = True,
     audio_seconds: float | None = None,
     rotation_deg: int = 0,
+    bt709: bool = False,
 ) -> Path:
     """Write `seconds` of `pattern` at `size` (width, height) and `fps`; optionally a sine tone.
 
     `pattern` is "moving_bars", "gradient", "noise", "frame_index" (solid grey whose level
     is FRAME_INDEX_STEP * frame index, so a decoded frame tells which source frame it shows) or
-    a painter. `faststart` puts the MP4 index (moov) before the media data.
+    a painter. `faststart` puts the MP4 index (moov) before the media data. `bt709` converts
+    and tags the pictures as BT.709 limited range, as HD cameras write them (else untagged).
     """
     width, height = size
     paint = pattern if callable(pattern) else _painter(pattern, width, height)
@@ -58,9 +60,14 @@ def make_video(
             video.options = {"preset": "ultrafast", "crf": "18"}
         if rotation_deg:
             video.set_display_rotation(rotation_deg)
+        if bt709:
+            video.colorspace = video.color_primaries = video.color_trc = 1  # BT.709
+            video.color_range = 1  # limited
         sound = container.add_stream("aac", rate=AUDIO_RATE_HZ, layout="mono") if audio else None
         for index in range(num_frames):
             frame = av.VideoFrame.from_ndarray(paint(index), format="rgb24")
+            if bt709:
+                frame = frame.reformat(format="yuv420p", dst_colorspace=1, dst_color_range=1)
             frame.pts = index
             frame.time_base = 1 / rate
             container.mux(video.encode(frame))

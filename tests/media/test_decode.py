@@ -13,7 +13,9 @@ import pytest
 
 from tests.videos import FRAME_INDEX_STEP, make_damaged_mjpeg, make_image, make_video
 from vidmorph.errors import InvalidMedia
+from vidmorph.media.clip import YUV420P
 from vidmorph.media.decode import FrameReader, read_clip
+from vidmorph.media.pixels import to_rgb, to_yuv
 
 RED, GREEN, BLUE = (230, 30, 30), (30, 200, 30), (30, 30, 230)
 
@@ -245,3 +247,52 @@ def test_a_container_duration_that_is_the_audio_s_does_not_stretch_the_video(
     )
     with FrameReader(video, width=64, height=48, max_seconds=60) as reader:
         assert reader.num_frames == 24
+
+
+def test_the_yuv_reader_gives_the_picture_the_rgb_reader_does(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=0.5, size=(640, 360), pattern="gradient")
+    size = {"width": 320, "height": 192, "max_seconds": 1}
+    with FrameReader(video, **size) as reader:
+        rgb = to_yuv(reader.stream())
+        expected = np.concatenate(list(rgb.checked())).astype(int)
+    with FrameReader(video, pixel_format=YUV420P, **size) as reader:
+        stream = reader.stream()
+        assert stream.pixel_format == YUV420P and stream.frame_shape == (288, 320)
+        got = np.concatenate(list(stream.checked())).astype(int)
+    assert got.shape == expected.shape == (12, 288, 320)
+    # The same crop, scale and BT.601 reading of an untagged source; RGB adds rounding.
+    assert np.abs(got - expected).mean() < 1.0
+
+
+def test_a_bt709_source_keeps_its_own_pixels_through_the_yuv_reader(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=0.25, size=(320, 192), bt709=True)
+    with av.open(str(video)) as container:
+        source = next(container.decode(video=0))
+        assert (source.colorspace, source.color_range) == (1, 1)
+        source_pixels = source.to_ndarray().astype(int)
+    with FrameReader(video, width=320, height=192, max_seconds=1, pixel_format=YUV420P) as r:
+        first = next(iter(r.batches()))[0].astype(int)
+    # Same size, same matrix and range: nothing to convert, the decoded planes as they are.
+    assert np.array_equal(first, source_pixels)
+
+
+def test_a_rotated_video_and_a_still_read_upright_as_yuv(tmp_path: Path) -> None:
+    def top_left_marked(_: int) -> np.ndarray:
+        picture = np.zeros((240, 320, 3), dtype=np.uint8)
+        picture[:120, :160] = RED
+        return picture
+
+    video = make_video(tmp_path / "in.mp4", seconds=0.25, pattern=top_left_marked, rotation_deg=90)
+    with FrameReader(video, width=240, height=320, max_seconds=1, pixel_format=YUV420P) as r:
+        frame = to_rgb(r.stream()).collect().frames[0]
+    assert frame[-10, 10, 0] > 150
+    assert frame[10, 10, 0] < 50 and frame[-10, -10, 0] < 50
+    still = make_image(tmp_path / "still.png")
+    with FrameReader(still, width=64, height=48, max_seconds=1, pixel_format=YUV420P) as r:
+        assert r.num_frames == 1 and next(iter(r.batches())).shape == (1, 72, 64)
+
+
+def test_yuv_frames_need_an_even_size(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "in.mp4", seconds=0.25)
+    with pytest.raises(ValueError, match="even"):
+        FrameReader(video, width=63, height=48, max_seconds=1, pixel_format=YUV420P)

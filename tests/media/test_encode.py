@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,6 +14,7 @@ from tests.videos import AUDIO_RATE_HZ, make_video, probe_output, read_audio, re
 from vidmorph.media.clip import Clip
 from vidmorph.media.decode import read_clip
 from vidmorph.media.encode import write_jpeg, write_mp4
+from vidmorph.media.pixels import to_yuv
 
 
 def _bars_clip(width: int, height: int, seconds: float, fps: float = 24.0) -> Clip:
@@ -140,3 +142,23 @@ def test_jpeg_preview_keeps_small_frames_at_their_size(tmp_path: Path) -> None:
     with Image.open(tmp_path / "preview.jpg") as preview:
         assert preview.size == (160, 100)
         assert np.abs(np.asarray(preview).astype(int) - 200).max() <= 2
+
+
+def test_a_yuv_stream_is_encoded_as_it_is(tmp_path: Path) -> None:
+    clip = _bars_clip(320, 192, seconds=0.5)
+    yuv = to_yuv(clip.stream())
+
+    write_mp4(yuv, tmp_path / "yuv.mp4", crf=18)
+    write_mp4(clip, tmp_path / "rgb.mp4", crf=18)
+
+    info = probe_output(tmp_path / "yuv.mp4")
+    assert (info["pix_fmt"], info["width"], info["height"], info["num_frames"]) == (
+        "yuv420p", 320, 192, 12,
+    )  # fmt: skip
+    decoded = read_frames(tmp_path / "yuv.mp4").astype(int)
+    assert np.abs(decoded - clip.frames).mean() < 4
+    # The RGB stream is converted the same way on its way in: the same pictures come out.
+    assert np.abs(decoded - read_frames(tmp_path / "rgb.mp4")).mean() < 1
+    with av.open(str(tmp_path / "yuv.mp4")) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.colorspace, frame.color_range) == (1, 1)  # BT.709, limited range

@@ -111,7 +111,7 @@ def test_rebatching_passes_batches_of_the_right_size_through_uncopied() -> None:
     [
         ([np.zeros((2, 4, 6, 3), np.uint8)], "ended after 2 of its 3"),
         ([np.zeros((4, 4, 6, 3), np.uint8)], "more than its 3"),
-        ([np.zeros((3, 4, 5, 3), np.uint8)], "6x4 RGB stream"),
+        ([np.zeros((3, 4, 5, 3), np.uint8)], "6x4 rgb24 stream"),
     ],
 )
 def test_a_stream_that_breaks_its_promise_is_an_error(

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from vidmorph.media.clip import BATCH_FRAMES, Clip, ClipStream, Frames
+from vidmorph.media import pixels
+from vidmorph.media.clip import BATCH_FRAMES, RGB24, Clip, ClipStream, Frames
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class EngineInfo:
     max_seconds: float
     #: same input, prompt, strength and seed give the same frames
     deterministic: bool
+    #: the pixel formats `generate` takes (and answers in), preferred first
+    pixel_formats: tuple[str, ...] = (RGB24,)
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,12 @@ class Engine(Protocol):
     """A generator. `load(device)` runs once per worker process, before any `generate`.
 
     `generate` is a stream transform: it reads `clip.batches` as it needs them and yields
-    output frames in batches (any sizes) that total `clip.num_frames`, at the input's size and
-    fps, handing each frame on as soon as it is final. It holds a window at most, never the
-    clip. The worker runs it on its own thread, between the decoder's thread and the
-    encoder's, and closes it (GeneratorExit at a `yield`) when another stage fails. One worker
-    thread iterates an engine at a time; the worker serialises calls per engine.
+    output frames in batches (any sizes) that total `clip.num_frames`, at the input's size, fps
+    and pixel format (one of `info.pixel_formats`), handing each frame on as soon as it is
+    final. It holds a window at most, never the clip. The worker runs it on its own thread,
+    between the decoder's thread and the encoder's, and closes it (GeneratorExit at a
+    `yield`) when another stage fails. One worker thread iterates an engine at a time; the
+    worker serialises calls per engine.
     """
 
     info: EngineInfo
@@ -89,8 +93,10 @@ def generate_clip(
     hooks: RunHooks,
     *,
     batch_frames: int = BATCH_FRAMES,
+    pixel_format: str = RGB24,
 ) -> Clip:
-    """A whole clip through `engine`'s stream, collected (short clips, tests, benchmarks)."""
-    made = engine.generate(clip.stream(batch_frames), job, hooks)
-    out = ClipStream(made, clip.num_frames, clip.width, clip.height, clip.fps)
-    return out.collect()
+    """A whole clip through `engine`'s stream in `pixel_format`, collected as RGB (short
+    clips, tests, benchmarks)."""
+    stream = pixels.converted(clip.stream(batch_frames), pixel_format)
+    made = stream.with_batches(engine.generate(stream, job, hooks))
+    return pixels.to_rgb(made).collect()

@@ -17,7 +17,8 @@ from PIL import Image, ImageChops, ImageFilter
 
 from vidmorph.engines.base import EngineInfo, GenerationInput, RunHooks
 from vidmorph.engines.looks import Look, look_for_prompt, style_amount
-from vidmorph.media.clip import ClipStream, Frames
+from vidmorph.engines.preview_yuv import YuvRenderer
+from vidmorph.media.clip import RGB24, YUV420P, ClipStream, Frames
 
 Frame = npt.NDArray[np.uint8]
 Offsets = npt.NDArray[np.int16]
@@ -33,7 +34,13 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Rec. 601, as Pillow
 class PreviewEngine:
     """Look transfer on the CPU: fast, deterministic, departing further as strength grows."""
 
-    info = EngineInfo(name="preview", devices=("cpu",), max_seconds=10.0, deterministic=True)
+    info = EngineInfo(
+        name="preview",
+        devices=("cpu",),
+        max_seconds=10.0,
+        deterministic=True,
+        pixel_formats=(YUV420P, RGB24),  # YUV: a grade costs a fifth (`preview_yuv`)
+    )
 
     def __init__(self, threads: int | None = None) -> None:
         # Frames are independent and Pillow and numpy release the GIL, so threads scale.
@@ -47,11 +54,15 @@ class PreviewEngine:
         if not 0.0 <= job.strength <= 1.0:
             raise ValueError(f"strength must be within 0..1, got {job.strength}")
         look = look_for_prompt(job.text_prompt, job.seed)
-        renderer = LookRenderer(look, job.strength, clip.width, clip.height)
-        return self._render(clip, renderer, hooks)
+        rgb = LookRenderer(look, job.strength, clip.width, clip.height)
+        if clip.pixel_format == YUV420P:
+            return self._render(clip, YuvRenderer(rgb), hooks)
+        if clip.pixel_format != RGB24:
+            raise ValueError(f"The preview engine takes RGB or YUV420P, not {clip.pixel_format}")
+        return self._render(clip, rgb, hooks)
 
     def _render(
-        self, clip: ClipStream, renderer: LookRenderer, hooks: RunHooks
+        self, clip: ClipStream, renderer: LookRenderer | YuvRenderer, hooks: RunHooks
     ) -> Iterator[Frames]:
         """Batches of `BATCH_FRAMES`, rendered across the threads; a check before and after."""
         done, total = 0, clip.num_frames
@@ -97,6 +108,9 @@ class LookRenderer:
         textured = (self.hatch, self.gain, self.offset)
         self.is_identity = not (self.lut or scaled.saturation != 1.0 or self.pixel_block > 1)
         self.is_identity &= not any(styled) and all(layer is None for layer in textured)
+        #: only a grade, vignette and texture: no lines, paint, pixels or posterized levels
+        self.grade_only = self.pixel_block == 1 and self.hatch is None and not any(styled)
+        self.grade_only &= not scaled.posterize_levels
 
     def render(self, frame: Frame, out: Frame) -> None:
         """Write the styled `frame` into `out`; depends on nothing but the frame itself."""
@@ -108,14 +122,14 @@ class LookRenderer:
         if self.look.blur_frac or self.look.paint_frac:
             image = self._soften(image)
         else:
-            image = self._grade(image)
+            image = self.grade(image)
         if self.hatch is not None:
             image = ImageChops.lighter(image, self.hatch)
         if edges is not None:
             image = self._draw_lines(image, edges)
         self._finish(image, out)
 
-    def _grade(self, image: Image.Image) -> Image.Image:
+    def grade(self, image: Image.Image) -> Image.Image:
         block, size = self.pixel_block, image.size
         if block > 1:
             # Grade the small picture: cheaper, and the palette stays flat inside each block.
@@ -144,8 +158,8 @@ class LookRenderer:
             radius = max(1, round(look.paint_frac * self.size[1] / factor))
             small = Image.fromarray(_kuwahara(np.asarray(small), radius))
         if self.soften_mix >= 1.0:
-            return _upscale(self._grade(small), self.size)  # grading 1/16 of the pixels is cheap
-        return self._grade(Image.blend(image, _upscale(small, self.size), self.soften_mix))
+            return _upscale(self.grade(small), self.size)  # grading 1/16 of the pixels is cheap
+        return self.grade(Image.blend(image, _upscale(small, self.size), self.soften_mix))
 
     def _edges(self, image: Image.Image) -> Image.Image:
         """Luma gradient magnitude, 0..255, from central differences over a few pixels."""

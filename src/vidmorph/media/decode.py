@@ -20,7 +20,8 @@ from av.filter import Graph
 from av.video.stream import VideoStream
 
 from vidmorph.errors import InvalidMedia
-from vidmorph.media.clip import BATCH_FRAMES, Clip, ClipStream, Frames
+from vidmorph.media import pixels
+from vidmorph.media.clip import BATCH_FRAMES, RGB24, YUV420P, Clip, ClipStream, Frames, frame_shape
 from vidmorph.media.probe import open_media, probe
 
 ProgressFn = Callable[[float], None]
@@ -66,7 +67,8 @@ def read_clip(
 
 
 class FrameReader:
-    """Decodes `path` into exactly `width` x `height` RGB frames at `fps`, a batch at a time.
+    """Decodes `path` into exactly `width` x `height` frames at `fps`, a batch at a time, in
+    `pixel_format`: RGB, or the encoder's BT.709 limited-range YUV420P (no RGB conversion).
 
     Output frame i shows the source frame on screen at i / fps (the latest one whose timestamp
     is <= that instant). The clip lasts min(max_seconds, source duration), so it holds
@@ -90,11 +92,14 @@ class FrameReader:
         duration_s: float | None = None,
         batch_frames: int = BATCH_FRAMES,
         max_pixels: int | None = None,
+        pixel_format: str = RGB24,
         on_progress: ProgressFn | None = None,
     ) -> None:
         if width <= 0 or height <= 0 or fps <= 0 or max_seconds <= 0 or batch_frames <= 0:
             raise ValueError("width, height, fps, max_seconds and batch_frames must be positive")
+        frame_shape(pixel_format, width, height)  # a known format that fits the size
         self.width, self.height, self.fps = width, height, fps
+        self.pixel_format = pixel_format
         self.batch_frames, self.on_progress = batch_frames, on_progress
         self._container = open_media(path)
         try:
@@ -115,11 +120,14 @@ class FrameReader:
             raise
 
     def stream(self) -> ClipStream:
-        return ClipStream(self.batches(), self.num_frames, self.width, self.height, self.fps)
+        size = (self.num_frames, self.width, self.height, self.fps)
+        return ClipStream(self.batches(), *size, self.pixel_format)
 
     def batches(self) -> Iterator[Frames]:
         """The frames in fresh batches of `batch_frames` (the last may be shorter)."""
-        sink = _FrameSink(self.num_frames, self.width, self.height, self.fps, self.batch_frames)
+        sink = _FrameSink(
+            self.num_frames, self.width, self.height, self.fps, self.batch_frames, self.pixel_format
+        )
         try:
             try:
                 decoded = self._container.decode(self._stream)
@@ -210,11 +218,13 @@ def _normalized_rotation(rotation_deg: int) -> int:
     return {0: 0, 1: 90, 2: 180, 3: -90}[quarter]
 
 
-def _build_graph(frame: av.VideoFrame, width: int, height: int) -> Graph:
-    """Filters that rotate upright, crop the center, scale and convert to RGB.
+def _build_graph(frame: av.VideoFrame, width: int, height: int, pixel_format: str) -> Graph:
+    """Filters that rotate upright, crop the center, scale and convert to `pixel_format`.
 
-    Output frames come from the graph's frame pool, so no per-frame allocation (on this kind
-    of VM, fresh pages cost more than the conversion itself).
+    YUV420P output is BT.709 limited range, as the encoder tags it; a source in another matrix
+    or range (or untagged, which swscale reads as BT.601, as it does for RGB) is converted in
+    the one scaling pass. Output frames come from the graph's frame pool, so no per-frame
+    allocation (on this kind of VM, fresh pages cost more than the conversion itself).
     """
     geometry = _Geometry.of(frame, width, height)
     graph = Graph()
@@ -231,11 +241,15 @@ def _build_graph(frame: av.VideoFrame, width: int, height: int) -> Graph:
     x = (geometry.upright_w - geometry.crop_w) // 2
     y = (geometry.upright_h - geometry.crop_h) // 2
     nodes.append(graph.add("crop", f"{geometry.crop_w}:{geometry.crop_h}:{x}:{y}:exact=1"))
-    nodes.append(graph.add("scale", f"{width}:{height}:flags={SCALER}"))
-    if frame.format.name.startswith(_YUV_PREFIXES):
-        nodes.append(graph.add("format", frame.format.name))
-        nodes.append(graph.add("scale", f"flags={SCALER}"))
-    nodes.append(graph.add("format", "rgb24"))
+    if pixel_format == YUV420P:
+        matrix = f"out_color_matrix={pixels.COLOR_MATRIX}:out_range={pixels.COLOR_RANGE}"
+        nodes.append(graph.add("scale", f"{width}:{height}:flags={SCALER}:{matrix}"))
+    else:
+        nodes.append(graph.add("scale", f"{width}:{height}:flags={SCALER}"))
+        if frame.format.name.startswith(_YUV_PREFIXES):
+            nodes.append(graph.add("format", frame.format.name))
+            nodes.append(graph.add("scale", f"flags={SCALER}"))
+    nodes.append(graph.add("format", pixel_format))
     nodes.append(graph.add("buffersink"))
     graph.link_nodes(*nodes).configure()
     return graph
@@ -252,9 +266,13 @@ class _FrameSink:
     may keep one while the next fills.
     """
 
-    def __init__(self, capacity: int, width: int, height: int, fps: float, batch: int) -> None:
+    def __init__(
+        self, capacity: int, width: int, height: int, fps: float, batch: int, pixel_format: str
+    ) -> None:
         self.capacity, self.batch = capacity, batch
         self.width, self.height, self.fps = width, height, fps
+        self.pixel_format = pixel_format
+        self.shape = frame_shape(pixel_format, width, height)
         self.filled = 0  # slots given a frame (their pixels may still be converting)
         self.written = 0  # slots whose pixels are in place
         self.pending: av.VideoFrame | None = None  # latest decoded frame, not yet placed
@@ -351,29 +369,32 @@ class _FrameSink:
     def _convert(self, frame: av.VideoFrame, first: int, end: int, keep: bool, reuse: bool) -> int:
         """Slots [first, end) all show `frame`: convert it once (or take the pixels kept from its
         previous piece), copy it into each."""
-        if reuse and self._kept is not None:
-            rgb = self._kept
-        else:
-            rgb = self._to_rgb(frame)
-            self._kept = rgb.copy() if keep else None
+        done: Frames | None = self._kept if reuse else None
         for slot in range(first, end):
             index, offset = divmod(slot, self.batch)
-            self._slots(index)[offset] = rgb
+            target = self._slots(index)[offset]
+            if done is None:
+                self._write(frame, target)  # converted straight into its first slot
+                done = target
+            else:
+                target[:] = done
+        if not reuse:
+            self._kept = None if done is None or not keep else done.copy()
         return end
 
     def _slots(self, index: int) -> Frames:
         batch = self._batches.get(index)
         if batch is None:
             size = min(self.batch, self.capacity - index * self.batch)
-            batch = np.empty((size, self.height, self.width, 3), dtype=np.uint8)
+            batch = np.empty((size, *self.shape), dtype=np.uint8)
             self._batches[index] = batch
         return batch
 
-    def _to_rgb(self, frame: av.VideoFrame) -> Frames:
+    def _write(self, frame: av.VideoFrame, target: Frames) -> None:
         key = (frame.width, frame.height, frame.format.name, frame.rotation)
         if self._graph is None or key != self._graph_key:
             # Built from the first frame, rebuilt if a stream changes size or format midway.
-            self._graph = _build_graph(frame, self.width, self.height)
+            self._graph = _build_graph(frame, self.width, self.height, self.pixel_format)
             self._graph_key = key
         self._graph.vpush(frame)
-        return self._graph.vpull().to_ndarray().view(np.uint8)
+        pixels.copy_planes(self._graph.vpull(), target)

@@ -19,7 +19,8 @@ from av.video.format import VideoFormat
 from av.video.stream import VideoStream
 from PIL import Image
 
-from vidmorph.media.clip import Clip, ClipStream, Frames
+from vidmorph.media import pixels
+from vidmorph.media.clip import YUV420P, Clip, ClipStream, Frames
 from vidmorph.media.probe import open_media
 
 ProgressFn = Callable[[float], None]
@@ -34,10 +35,6 @@ _CONVERT_AHEAD = 4  # frames converted to YUV ahead of the encoder
 # 1 s of 320x192 or at 0.5 s of 640x384 or 1280x768). Clips under one second of 640x384 go
 # without it: reproducible, and too short for the tree to save much.
 _NO_MBTREE_BELOW_PIXELS = 24 * 640 * 384
-# BT.709 (the HD matrix, primaries and transfer) in limited range, written into the stream so
-# players do not guess BT.601 for a 1280x768 picture.
-_BT709 = 1
-_LIMITED_RANGE = 1
 
 
 def write_mp4(
@@ -52,6 +49,7 @@ def write_mp4(
     """Encode `clip` to `path`: H.264 yuv420p at the clip's size and fps, moov first.
 
     A stream is encoded as its batches arrive, so memory holds a few frames, not the clip.
+    YUV420P frames go to x264 as they are; RGB ones are converted on a helper thread.
     When `audio_from` has an audio stream, its first `clip.duration_s` seconds (from the
     start of its video) are re-encoded to AAC alongside.
     """
@@ -94,14 +92,23 @@ def _add_video_stream(
     video.options = {"crf": str(crf), "preset": preset}
     if clip.num_frames * clip.width * clip.height < _NO_MBTREE_BELOW_PIXELS:
         video.options = {**video.options, "x264-params": "mbtree=0"}
-    video.color_primaries = video.color_trc = video.colorspace = _BT709
-    video.color_range = _LIMITED_RANGE
+    # BT.709 (the HD matrix, primaries and transfer) in limited range, written into the stream
+    # so players do not guess BT.601 for a 1280x768 picture.
+    video.color_primaries = video.color_trc = video.colorspace = pixels.BT709
+    video.color_range = pixels.LIMITED_RANGE
     return video
 
 
 def _yuv_frames(clip: ClipStream, rate: Fraction) -> Iterator[av.VideoFrame]:
-    """The clip's frames as yuv420p, converted on a helper thread a few frames ahead of the
-    encoder: the conversion releases the GIL, so it overlaps with x264's own threads."""
+    """The clip's frames as yuv420p: YUV420P arrays wrapped in place (x264 copies its input),
+    RGB ones converted on a helper thread a few frames ahead of the encoder (the conversion
+    releases the GIL, so it overlaps with x264's own threads)."""
+    if clip.pixel_format == YUV420P:
+        for index, frame in enumerate(clip.frames()):
+            wrapped = pixels.av_frame(frame, YUV420P)
+            wrapped.pts = index
+            yield wrapped
+        return
     graph = _yuv_graph(clip.width, clip.height, rate)
 
     def convert(index: int, frame: Frames) -> av.VideoFrame:
@@ -122,19 +129,18 @@ def _yuv_frames(clip: ClipStream, rate: Fraction) -> Iterator[av.VideoFrame]:
 
 
 def _yuv_graph(width: int, height: int, rate: Fraction) -> Graph:
-    """RGB -> BT.709 limited-range yuv420p.
+    """RGB -> BT.709 limited-range yuv420p (`pixels.TO_YUV`).
 
     A filter graph rather than `frame.reformat`: its output frames come from a pool, and fresh
-    pages per frame cost more than converting. `area` averages each 2x2 block for chroma, which
-    undoes the decoder's sample-repeating chroma upsampling: a decode -> encode round trip keeps
-    fine colour detail (chroma PSNR 57 dB, against 42 dB with bicubic). `full_chroma_inp` takes
-    swscale's SIMD RGB reader instead of its plain-C half-width one: a third less CPU.
+    pages per frame cost more than converting. With `area`, a decode -> encode round trip keeps
+    fine colour detail (chroma PSNR 57 dB, against 42 dB with bicubic); `full_chroma_inp` costs
+    a third less CPU than swscale's default RGB reader.
     """
     graph = Graph()
     source = graph.add_buffer(
         width=width, height=height, format=VideoFormat("rgb24"), time_base=1 / rate
     )
-    convert = graph.add("scale", "flags=area+full_chroma_inp:out_color_matrix=bt709:out_range=tv")
+    convert = graph.add("scale", pixels.TO_YUV)
     graph.link_nodes(source, convert, graph.add("format", "yuv420p"), graph.add("buffersink"))
     graph.configure()
     return graph

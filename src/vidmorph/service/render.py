@@ -27,7 +27,8 @@ from vidmorph.domain import ids
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import OUTPUT_FPS, Asset, MediaMeta, Task
 from vidmorph.engines.base import Engine, GenerationInput
-from vidmorph.media.clip import ClipStream, Frames
+from vidmorph.media import pixels
+from vidmorph.media.clip import PIXEL_FORMATS, RGB24, ClipStream, Frames
 from vidmorph.media.decode import FrameReader
 from vidmorph.media.encode import write_jpeg, write_mp4
 from vidmorph.media.stream import Prefetch
@@ -136,6 +137,7 @@ def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine | Upstr
             max_seconds=float(p.seconds),
             duration_s=duration_s,
             max_pixels=ctx.settings.max_input_pixels,
+            pixel_format=pixel_format(frames),
         )
         stack.enter_context(reader)
         video, preview = work_dir / "video.mp4", work_dir / "preview.jpg"
@@ -159,6 +161,12 @@ def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine | Upstr
         return _store_output(ctx, task, meta, video, preview, hooks)
 
 
+def pixel_format(engine: Engine) -> str:
+    """The engine's preferred pixel format among those the decoder and encoder speak: YUV420P
+    spares both their RGB conversions (the output's sizes are always even)."""
+    return next((fmt for fmt in engine.info.pixel_formats if fmt in PIXEL_FORMATS), RGB24)
+
+
 def run_stages(
     reader: FrameReader,
     engine: Engine,
@@ -168,7 +176,7 @@ def run_stages(
     *,
     audio_from: Path,
 ) -> Frames:
-    """Decode, engine and encode at once, into `video`; returns the first output frame."""
+    """Decode, engine and encode at once, into `video`; returns the first output frame (RGB)."""
     started = time.monotonic()
     stop = hooks.stop
     first: list[Frames] = []
@@ -189,7 +197,7 @@ def run_stages(
                 checked = time.monotonic()
             yield batch
 
-    size = (reader.num_frames, reader.width, reader.height, reader.fps)
+    size = (reader.num_frames, reader.width, reader.height, reader.fps, reader.pixel_format)
     with Prefetch(
         timed(reader.batches(), "decode"), depth=QUEUE_BATCHES, name="task-decode", stop=stop
     ) as decoded:
@@ -206,7 +214,10 @@ def run_stages(
                 pass
     hooks.stage_done("encode", time.monotonic() - started)
     hooks.check_cancelled()
-    return first[0]
+    if reader.pixel_format == RGB24:
+        return first[0]
+    to_rgb = pixels.Converter(reader.pixel_format, RGB24, reader.width, reader.height)
+    return to_rgb.convert(first[0])
 
 
 #: first pause between tries of an unreachable object store; doubles up to _STORAGE_PAUSE_MAX_S

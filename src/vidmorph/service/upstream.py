@@ -14,7 +14,7 @@ from vidmorph import errors
 from vidmorph.domain.models import Task
 from vidmorph.engines.base import EngineInfo, GenerationInput, RunHooks
 from vidmorph.engines.pipelines import passthrough
-from vidmorph.media.clip import ClipStream, Frames
+from vidmorph.media.clip import RGB24, YUV420P, ClipStream, Frames
 from vidmorph.media.probe import MediaInfo, probe
 from vidmorph.service.context import AppContext
 from vidmorph.upstream.base import Upstream, UpstreamJob
@@ -23,7 +23,9 @@ from vidmorph.upstream.base import Upstream, UpstreamJob
 class Identity:
     """The frame engine that returns its input: fits an upstream output to the task."""
 
-    info = EngineInfo("identity", ("cpu",), max_seconds=float("inf"), deterministic=True)
+    info = EngineInfo(
+        "identity", ("cpu",), float("inf"), deterministic=True, pixel_formats=(YUV420P, RGB24)
+    )
 
     def load(self, device: str) -> None:
         return None
