@@ -28,6 +28,7 @@ from vidmorph.engines.base import EngineInfo, GenerationInput, generate_clip
 from vidmorph.engines.looks import NAMED_LOOKS
 from vidmorph.engines.preview import PreviewEngine
 from vidmorph.media.clip import RGB24, YUV420P, Clip, ClipStream, Frames
+from vidmorph.media.pixels import to_yuv
 
 WIDTH, HEIGHT, FPS = 1280, 768, 24.0
 E2E_PROMPT = "the same street at night in the rain"
@@ -60,10 +61,22 @@ def synthetic_frames(
     return frames
 
 
-def bench_looks(frame_count: int, repeat: int) -> list[tuple[str, float, float]]:
-    """Part A: ms per frame of PreviewEngine.generate per look, 1 thread and the default; the
-    best of `repeat` runs, since on a shared machine other work only ever adds time."""
+def bench_looks(frame_count: int, repeat: int) -> list[tuple[str, list[float]]]:
+    """Part A: ms per frame of PreviewEngine.generate per look, on RGB and on YUV420P frames
+    (as a task runs it), 1 thread and the default; the best of `repeat` runs, since on a shared
+    machine other work only ever adds time."""
     clip = Clip(frames=synthetic_frames(frame_count), fps=FPS)
+    yuv = np.concatenate(list(to_yuv(clip.stream()).checked()))
+
+    def run(engine: PreviewEngine, job: GenerationInput, pixel_format: str) -> None:
+        if pixel_format == RGB24:
+            generate_clip(engine, clip, job, _Hooks())
+            return
+        batches = [yuv[start : start + 12] for start in range(0, frame_count, 12)]
+        stream = ClipStream(batches, frame_count, WIDTH, HEIGHT, FPS, YUV420P)
+        for _ in engine.generate(stream, job, _Hooks()):
+            pass
+
     single, default = PreviewEngine(threads=1), PreviewEngine()
     warmup = Clip(frames=clip.frames[:2], fps=FPS)
     generate_clip(
@@ -73,15 +86,16 @@ def bench_looks(frame_count: int, repeat: int) -> list[tuple[str, float, float]]
     for prompt in (*NAMED_LOOKS, "a quiet harbour", E2E_PROMPT):
         job = GenerationInput(prompt, 1.0, 42, WIDTH, HEIGHT, FPS)
         timings = []
-        for engine in (single, default):
-            best_s = float("inf")
-            for _ in range(repeat):
-                started = time.perf_counter()
-                generate_clip(engine, clip, job, _Hooks())
-                best_s = min(best_s, time.perf_counter() - started)
-            timings.append(1000.0 * best_s / frame_count)
-        rows.append((prompt, timings[0], timings[1]))
-        print(f"  {prompt:40s} {timings[0]:6.1f} {timings[1]:6.1f} ms/frame", file=sys.stderr)
+        for pixel_format in (RGB24, YUV420P):
+            for engine in (single, default):
+                best_s = float("inf")
+                for _ in range(repeat):
+                    started = time.perf_counter()
+                    run(engine, job, pixel_format)
+                    best_s = min(best_s, time.perf_counter() - started)
+                timings.append(1000.0 * best_s / frame_count)
+        rows.append((prompt, timings))
+        print(f"  {prompt:40s} {timings} ms/frame", file=sys.stderr)
     return rows
 
 
@@ -112,13 +126,14 @@ def _cpu_s() -> float:
 
 
 def make_e2e_source(workdir: Path) -> Path:
-    """10 s of 1920x1080: a detailed still panning steadily."""
+    """10 s of 1920x1080: a detailed still panning steadily, BT.709-tagged as HD cameras
+    write it (untagged input costs the YUV path a BT.601 -> BT.709 conversion)."""
     from tests.videos import make_video
 
     still = synthetic_frames(1, 1920, 1080, detail=6)[0]
     return make_video(
         workdir / "source.mp4", seconds=E2E_SECONDS, size=(1920, 1080), fps=FPS,
-        pattern=lambda index: np.roll(still, 8 * index, axis=1),
+        pattern=lambda index: np.roll(still, 8 * index, axis=1), bt709=True,
     )  # fmt: skip
 
 
@@ -217,15 +232,20 @@ def main() -> None:
     machine_line = f"{describe()} (a shared machine: other work skews timings)"
     rows = bench_looks(args.frames, args.repeat)
     threads = PreviewEngine().threads
-    print(f"### Preview engine, {WIDTH}x{HEIGHT}, strength 1.0, {args.frames} frames per look")
+    print(
+        f"### Preview engine, {WIDTH}x{HEIGHT}, strength 1.0, {args.frames} frames per look, "
+        "ms per frame"
+    )
     print(f"Machine: {machine_line}\n")
-    print(f"| look (prompt) | ms/frame, 1 thread | ms/frame, {threads} threads (default) |")
-    print("|---|---:|---:|")
-    for prompt, single_ms, default_ms in rows:
-        print(f"| {prompt} | {single_ms:.1f} | {default_ms:.1f} |")
-    single_mean = sum(single_ms for _, single_ms, _ in rows) / len(rows)
-    default_mean = sum(default_ms for _, _, default_ms in rows) / len(rows)
-    print(f"| **mean** | **{single_mean:.1f}** | **{default_mean:.1f}** |")
+    print(
+        f"| look (prompt) | RGB, 1 thread | RGB, {threads} threads | YUV420P, 1 thread "
+        f"| YUV420P, {threads} threads (as tasks run) |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for prompt, timings in rows:
+        print(f"| {prompt} | " + " | ".join(f"{ms:.1f}" for ms in timings) + " |")
+    means = [statistics.mean(timings[column] for _, timings in rows) for column in range(4)]
+    print("| **mean** | " + " | ".join(f"**{ms:.1f}**" for ms in means) + " |")
     if args.skip_e2e:
         return
     with tempfile.TemporaryDirectory() as workdir:
