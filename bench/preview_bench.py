@@ -61,6 +61,12 @@ def synthetic_frames(
     return frames
 
 
+def yuv_stream(frames: np.ndarray) -> ClipStream:
+    """Frames already in memory as YUV420P, as a stream of 12-frame batches."""
+    batches = [frames[start : start + 12] for start in range(0, len(frames), 12)]
+    return ClipStream(batches, len(frames), WIDTH, HEIGHT, FPS, YUV420P)
+
+
 def bench_looks(frame_count: int, repeat: int) -> list[tuple[str, list[float]]]:
     """Part A: ms per frame of PreviewEngine.generate per look, on RGB and on YUV420P frames
     (as a task runs it), 1 thread and the default; the best of `repeat` runs, since on a shared
@@ -72,9 +78,7 @@ def bench_looks(frame_count: int, repeat: int) -> list[tuple[str, list[float]]]:
         if pixel_format == RGB24:
             generate_clip(engine, clip, job, _Hooks())
             return
-        batches = [yuv[start : start + 12] for start in range(0, frame_count, 12)]
-        stream = ClipStream(batches, frame_count, WIDTH, HEIGHT, FPS, YUV420P)
-        for _ in engine.generate(stream, job, _Hooks()):
+        for _ in engine.generate(yuv_stream(yuv), job, _Hooks()):
             pass
 
     single, default = PreviewEngine(threads=1), PreviewEngine()
@@ -183,24 +187,19 @@ def bench_breakdown(source: Path, repeat: int) -> dict[str, list[float]]:
         source, width=WIDTH, height=HEIGHT, fps=FPS, max_seconds=E2E_SECONDS, pixel_format=YUV420P
     ) as reader:
         identity = np.concatenate(list(reader.batches()))
-    count = len(identity)
     job = GenerationInput(E2E_PROMPT, E2E_STRENGTH, 42, WIDTH, HEIGHT, FPS)
-
-    def stream(frames: np.ndarray) -> ClipStream:
-        batches = [frames[start : start + 12] for start in range(0, count, 12)]
-        return ClipStream(batches, count, WIDTH, HEIGHT, FPS, YUV420P)
-
-    preview = np.concatenate(list(PreviewEngine().generate(stream(identity), job, _Hooks())))
+    made = PreviewEngine().generate(yuv_stream(identity), job, _Hooks())
+    preview = np.concatenate(list(made))
     results: dict[str, list[float]] = {"engine": [], "encode identity": [], "encode preview": []}
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(repeat):
             before = _cpu_s()
-            for _ in PreviewEngine().generate(stream(identity), job, _Hooks()):
+            for _ in PreviewEngine().generate(yuv_stream(identity), job, _Hooks()):
                 pass
             results["engine"].append(_cpu_s() - before)
             for name, frames in (("encode identity", identity), ("encode preview", preview)):
                 before = _cpu_s()
-                write_mp4(stream(frames), Path(scratch) / "out.mp4")
+                write_mp4(yuv_stream(frames), Path(scratch) / "out.mp4")
                 results[name].append(_cpu_s() - before)
     return results
 

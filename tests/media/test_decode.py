@@ -122,20 +122,28 @@ def test_short_input_keeps_its_own_duration(tmp_path: Path) -> None:
     assert read_clip(video, width=64, height=48, max_seconds=10).num_frames == 36
 
 
-def test_rotated_phone_video_is_decoded_upright(tmp_path: Path) -> None:
+def _rotated_phone_video(path: Path) -> Path:
+    """Stored landscape with its top-left quarter red, flagged to be shown turned 90 degrees
+    counter-clockwise, as FFmpeg and players do: upright, that corner is bottom-left."""
+
     def top_left_marked(_: int) -> np.ndarray:
         picture = np.zeros((240, 320, 3), dtype=np.uint8)
         picture[:120, :160] = RED
         return picture
 
-    # Stored landscape, flagged to be shown turned 90 degrees counter-clockwise, as FFmpeg
-    # and players do: the stored top-left corner ends up bottom-left.
-    video = make_video(tmp_path / "in.mp4", seconds=0.25, pattern=top_left_marked, rotation_deg=90)
+    return make_video(path, seconds=0.25, pattern=top_left_marked, rotation_deg=90)
 
-    frame = read_clip(video, width=240, height=320, max_seconds=1).frames[0]
 
+def _assert_upright(frame: np.ndarray) -> None:
+    """`_rotated_phone_video`'s picture shown upright: red bottom-left only."""
     assert frame[-10, 10, 0] > 150
     assert frame[10, 10, 0] < 50 and frame[-10, -10, 0] < 50
+
+
+def test_rotated_phone_video_is_decoded_upright(tmp_path: Path) -> None:
+    video = _rotated_phone_video(tmp_path / "in.mp4")
+
+    _assert_upright(read_clip(video, width=240, height=320, max_seconds=1).frames[0])
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF"])
@@ -277,16 +285,9 @@ def test_a_bt709_source_keeps_its_own_pixels_through_the_yuv_reader(tmp_path: Pa
 
 
 def test_a_rotated_video_and_a_still_read_upright_as_yuv(tmp_path: Path) -> None:
-    def top_left_marked(_: int) -> np.ndarray:
-        picture = np.zeros((240, 320, 3), dtype=np.uint8)
-        picture[:120, :160] = RED
-        return picture
-
-    video = make_video(tmp_path / "in.mp4", seconds=0.25, pattern=top_left_marked, rotation_deg=90)
+    video = _rotated_phone_video(tmp_path / "in.mp4")
     with FrameReader(video, width=240, height=320, max_seconds=1, pixel_format=YUV420P) as r:
-        frame = to_rgb(r.stream()).collect().frames[0]
-    assert frame[-10, 10, 0] > 150
-    assert frame[10, 10, 0] < 50 and frame[-10, -10, 0] < 50
+        _assert_upright(to_rgb(r.stream()).collect().frames[0])
     still = make_image(tmp_path / "still.png")
     with FrameReader(still, width=64, height=48, max_seconds=1, pixel_format=YUV420P) as r:
         assert r.num_frames == 1 and next(iter(r.batches())).shape == (1, 72, 64)

@@ -5,12 +5,11 @@ noir, sepia and every seeded look) runs as table lookups and fixed-point arithme
 planes. The tables are the RGB renderer's own grade sampled once per task, so the YUV output
 follows the RGB one:
 
-- luma: `Y' = L[Y]`, the grade of the grey of that luma;
-- chroma, at quarter resolution: `U' = 128 + UU[Y >> 2, U] + UV[Y >> 2, V]` and likewise
-  `V'` (Y the mean of the sample's 2x2 block): the grade of each chroma value at that luma
-  (the other chroma at neutral), plus what it moves the other plane by (a colour cast mixes
-  them), so saturation, white balance and split toning that follows brightness all carry over;
-  what is lost is how the two chroma values interact beyond that sum;
+- each chroma sample's cell is (Y >> 4, U >> 2, V >> 2), Y the mean of its 2x2 block, and the
+  cell's colour graded at its centre gives U' and V' and how far that colour moves the luma
+  of its grey's grade (a blue sky darkens more than a grey one under a warm cast);
+- luma: `Y' = L[Y] + that correction`, L the grade of the grey of each luma, so saturation,
+  white balance, curves and split toning all carry over, within the cells' resolution;
 - vignette scales luma and chroma about black and neutral, texture adds to luma, as adding
   to R, G and B alike does.
 
@@ -59,7 +58,7 @@ class YuvRenderer:
         self.rgb = renderer
         width, height = renderer.size
         self.width, self.height = width, height
-        self.graded = renderer.is_identity or renderer.grade_only
+        self.graded = renderer.grade_only
         self._local = threading.local()
         if renderer.is_identity or not self.graded:
             return
