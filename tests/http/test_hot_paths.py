@@ -1,6 +1,6 @@
 """The hot paths' statement budgets, counted at the driver on SQLite and PostgreSQL: a poll of
-GET /tasks/{taskId} is one statement (two once the task SUCCEEDED), POST /gen3/video one read
-and one write transaction of four."""
+GET /tasks/{taskId} is one statement (two when it builds a SUCCEEDED task's view), POST
+/gen3/video one read and one write transaction of four."""
 
 from __future__ import annotations
 
@@ -50,12 +50,20 @@ def test_a_poll_is_one_statement_and_a_finished_task_two(live: LiveServer, tmp_p
         for task, budget in ((pending, 1), (done, 2)):
             url = f"{live.api}/tasks/{task['taskId']}"
             assert live.client.get(url).status_code == 200  # warm: a pooled connection again
-            for _ in range(15):
+            per_poll = []
+            for n in range(15):
+                if n == 0:
+                    live.ctx.views.drop((1, parse_id(task["taskId"], "task").uuid))  # type: ignore[union-attr]
                 start = len(seen)
                 body = live.client.get(url).json()
                 work, snapshots = requests_work(seen, start)
-                assert len(work) == budget, work
+                per_poll.append(len(work))
+                assert len(work) <= budget, work
                 assert snapshots <= 1
+            # A poll that builds the view reads the task (and a finished task's artifacts); a
+            # poll that finds the row unchanged reuses the body, artifacts and all.
+            assert per_poll[0] == budget
+            assert 1 in per_poll, per_poll
             if task is pending:
                 assert body["status"] == "PENDING" and body["placeInLine"] == 1
             else:

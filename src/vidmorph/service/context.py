@@ -14,6 +14,7 @@ from vidmorph.engines import registry
 from vidmorph.engines.base import Engine
 from vidmorph.moderation.moderator import Moderator
 from vidmorph.scheduler.dispatch import Dispatcher
+from vidmorph.service.view_cache import ViewCache
 from vidmorph.storage.base import BlobStorage
 from vidmorph.store.accounts import AccountStore
 from vidmorph.store.assets import AssetStore
@@ -55,6 +56,8 @@ class AppContext:
     dispatcher: Dispatcher | None = None
     #: signed URLs by storage key, reused for a minute (service.views)
     signed_urls: dict[str, tuple[float, str]] = field(default_factory=dict, repr=False)
+    #: encoded task views by (user, task), reused while their row is unchanged (GET polls)
+    views: ViewCache = field(default_factory=ViewCache, repr=False)
     _engines: dict[str, Engine | Upstream] = field(default_factory=dict, repr=False)
     _estimators: dict[str, Engine | Upstream] = field(default_factory=dict, repr=False)
     _engine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -96,7 +96,7 @@ class Prepared:
             ) from error
         return cursor
 
-    def _values(self, cursor: Any, raw: tuple[Any, ...]) -> list[Any]:
+    def _learn_types(self, cursor: Any) -> None:
         if self._result is None:
             codes = [d[1] for d in cursor.description]
             processors = [
@@ -104,11 +104,27 @@ class Prepared:
                 for t, code in zip(self._types, codes, strict=True)
             ]
             self._result = [(i, p) for i, p in enumerate(processors) if p is not None]
+
+    def convert(self, raw: tuple[Any, ...]) -> list[Any]:
+        """A row as the driver returned it (`raw_or_none`), in the columns' Python types."""
+        assert self._result is not None, "convert() follows a run that returned a row"
         values = list(raw)
         for i, process in self._result:
             if values[i] is not None:
                 values[i] = process(values[i])
         return values
+
+    def raw_or_none(self, conn: Connection | Any, **values: Any) -> tuple[Any, ...] | None:
+        """The first row as the driver returned it, unconverted: what a caller compares with a
+        row it saw before, to reuse what it made of that one (service.view_cache)."""
+        cursor = self._cursor(conn, values)
+        try:
+            raw = cursor.fetchone()
+            if raw is not None:
+                self._learn_types(cursor)
+            return None if raw is None else tuple(raw)
+        finally:
+            cursor.close()
 
     def one_or_none(self, conn: Connection | Any, **values: Any) -> Record | None:
         found = self.values_or_none(conn, **values)
@@ -116,12 +132,8 @@ class Prepared:
 
     def values_or_none(self, conn: Connection | Any, **values: Any) -> list[Any] | None:
         """The first row's values in column order (for a caller that splits a join)."""
-        cursor = self._cursor(conn, values)
-        try:
-            raw = cursor.fetchone()
-            return None if raw is None else self._values(cursor, raw)
-        finally:
-            cursor.close()
+        raw = self.raw_or_none(conn, **values)
+        return None if raw is None else self.convert(raw)
 
     def scalar(self, conn: Connection | Any, **values: Any) -> Any:
         found = self.values_or_none(conn, **values)

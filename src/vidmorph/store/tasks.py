@@ -49,16 +49,23 @@ class TaskStore(TaskAdmission, TaskTransitions):
     def view(self, uuid: str, user_id: int) -> tuple[Task, Asset | None, Account | None] | None:
         """The user's task with its source asset and account (joined, one statement), and its
         artifacts (a second, only once it SUCCEEDED, the only status that has any)."""
+        row = self.view_row(uuid, user_id)
+        return None if row is None else self.view_of(row)
+
+    def view_row(self, uuid: str, user_id: int) -> tuple[Any, ...] | None:
+        """The joined row `view` reads, as the driver returned it: equal rows make equal
+        views, so a poller's cache compares it with the row it saw before."""
         with self.db.raw_read() as raw:
-            values = self.sql["view"].values_or_none(raw, p_uuid=uuid, p_user=user_id)
-        if values is None:
-            return None
-        task_row, source, account = split(values, (tasks, assets, accounts))
+            return self.sql["view"].raw_or_none(raw, p_uuid=uuid, p_user=user_id)
+
+    def view_of(self, row: tuple[Any, ...]) -> tuple[Task, Asset | None, Account | None]:
+        """What `view` makes of a row from `view_row`."""
+        task_row, source, account = split(self.sql["view"].convert(row), (tasks, assets, accounts))
         assert task_row is not None
         artifacts: tuple[Asset, ...] = ()
         if task_row.status == TaskStatus.SUCCEEDED.value:  # its artifacts never change again
             with self.db.read() as conn:
-                artifacts = task_artifacts(conn, uuid)
+                artifacts = task_artifacts(conn, task_row.uuid)
         return (
             to_task(task_row, artifacts),
             None if source is None else to_asset(source),

@@ -32,8 +32,10 @@ async def get_task(request: Request) -> Any:
     user = await get_user(request, request.headers.get("authorization"))
     task_id = request.path_params["task_id"]
     if ctx.db.is_sqlite:
-        return JSONResponse(tasks.view(ctx, user, task_id))
-    return JSONResponse(await run_in_threadpool(tasks.view, ctx, user, task_id))
+        body = tasks.view_json(ctx, user, task_id)
+    else:
+        body = await run_in_threadpool(tasks.view_json, ctx, user, task_id)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/tasks/", **doc(404, ok="Task", many=True))
