@@ -70,12 +70,26 @@ def counted(db: Database) -> Iterator[Statements]:
             note(query if isinstance(query, str) else str(query))
             return super().execute(query, *args, **kwargs)
 
+    class CountingAsyncCursor(psycopg.AsyncCursor[Any]):
+        async def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            note(query if isinstance(query, str) else str(query))
+            return await super().execute(query, *args, **kwargs)
+
+    class CountingAsyncConnection(psycopg.AsyncConnection[Any]):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.cursor_factory = CountingAsyncCursor
+
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         if db.is_sqlite:
             dbapi_conn.set_trace_callback(note)
         else:
             dbapi_conn.cursor_factory = CountingCursor
 
+    reads = db.async_reads  # the poll's async pool (PostgreSQL): its connections count too
+    if reads is not None:
+        assert not reads.is_open, "count before the first poll opens the async read pool"
+        reads.connection_class = CountingAsyncConnection
     event.listen(db.engine, "connect", on_connect)
     db.engine.dispose()
     try:
@@ -83,3 +97,5 @@ def counted(db: Database) -> Iterator[Statements]:
     finally:
         event.remove(db.engine, "connect", on_connect)
         db.engine.dispose()
+        if reads is not None:
+            reads.connection_class = psycopg.AsyncConnection

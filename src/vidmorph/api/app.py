@@ -47,6 +47,9 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            reads = services.ctx.db.async_reads
+            if reads is not None:  # its pool lives in this loop: closed here, before the rest
+                await reads.aclose()
             if manage:
                 services.close()
 

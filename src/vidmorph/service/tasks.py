@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
+
+import anyio.to_thread
 
 from vidmorph import errors
 from vidmorph.domain import ids
@@ -35,18 +38,50 @@ def view_json(ctx: AppContext, user: User, task_id: str) -> bytes:
     snapshot. The row is read on every call; the body made from it is reused while the row is
     unchanged, for about a second (service.view_cache), so a steady poll converts, builds and
     encodes nothing."""
+    uuid = _own_uuid(user, task_id)
+    row = ctx.tasks.view_row(uuid, user.id)
+    body = _reused(ctx, user, uuid, row, ctx.tasks.line)
+    return _build(ctx, user, uuid, row) if body is None else body
+
+
+async def view_json_async(ctx: AppContext, user: User, task_id: str) -> bytes:
+    """`view_json` with its read awaited in the event loop (PostgreSQL: store.async_read). A
+    poll that must build the view does that in a thread, as the build may read more."""
+    if ctx.db.async_reads is None or not ctx.db.async_reads.usable():
+        return await anyio.to_thread.run_sync(view_json, ctx, user, task_id)
+    uuid = _own_uuid(user, task_id)
+    row = await ctx.tasks.view_row_async(uuid, user.id)
+    body = _reused(ctx, user, uuid, row, ctx.tasks.queue.peek)
+    if body is None:
+        body = await anyio.to_thread.run_sync(_build, ctx, user, uuid, row)
+    return body
+
+
+def _own_uuid(user: User, task_id: str) -> str:
     parsed = ids.parse_own_id(task_id, "task", user.id)
-    row = None if parsed is None else ctx.tasks.view_row(parsed.uuid, user.id)
-    if parsed is None or row is None:
+    if parsed is None:
         raise errors.NotFound()
-    key = (user.id, parsed.uuid)
-    body = ctx.views.get(key, row, ctx.tasks.line)
-    if body is not None:
-        return body
+    return parsed.uuid
+
+
+def _reused(
+    ctx: AppContext,
+    user: User,
+    uuid: str,
+    row: tuple[Any, ...] | None,
+    line: Callable[[], object],
+) -> bytes | None:
+    if row is None:
+        raise errors.NotFound()
+    return ctx.views.get((user.id, uuid), row, line)
+
+
+def _build(ctx: AppContext, user: User, uuid: str, row: tuple[Any, ...] | None) -> bytes:
+    assert row is not None
     line = ctx.tasks.line()  # before the build: a snapshot replaced meanwhile misses next time
     task, source, account = ctx.tasks.view_of(row)
     body = encode(task_view(ctx, task, source, account, looked_up=True))
-    ctx.views.put(key, row, line if task.status is TaskStatus.PENDING else None, body)
+    ctx.views.put((user.id, uuid), row, line if task.status is TaskStatus.PENDING else None, body)
     return body
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -19,11 +19,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.sql.dml import Insert
 
+if TYPE_CHECKING:
+    from vidmorph.store.async_read import AsyncReads
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: how long PostgreSQL lets a session sit idle inside a transaction before ending it
 _IDLE_TX_MS = 30_000
 #: the advisory lock that lets one process at a time run the migrations ("vm-migr")
 MIGRATION_LOCK_KEY = int.from_bytes(b"vm-migr\0", "big")
+#: connections of a process's async read pool (PostgreSQL), on top of the engine's pool
+ASYNC_READ_POOL = 8
 
 
 class Database:
@@ -42,6 +47,9 @@ class Database:
         self.url = url
         self.pool_size = pool_size
         self.is_sqlite = url.startswith("sqlite")
+        #: the poll's reads in the event loop (store.async_read); None on SQLite, whose local
+        #: reads run in the loop as they are
+        self.async_reads: AsyncReads | None = None
         if self.is_sqlite:
             Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
@@ -67,6 +75,10 @@ class Database:
                 },
             )
             _ping_when_idle(self.engine)
+            # psycopg is the postgres extra's: imported only where the database is PostgreSQL.
+            from vidmorph.store.async_read import AsyncReads
+
+            self.async_reads = AsyncReads(url, ASYNC_READ_POOL)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

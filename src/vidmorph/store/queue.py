@@ -103,6 +103,13 @@ class QueueFigures:
                 self._expires = time.monotonic() + SNAPSHOT_TTL_S
             return self._snapshot
 
+    def peek(self) -> LineSnapshot | None:
+        """`snapshot()` when it needs no read on the spot (for a caller in the event loop, which
+        may not wait on PostgreSQL); None when only a read would do."""
+        if self._snapshot is None or self._dirty:
+            return None
+        return self.snapshot()
+
     def _refresh(self, generation: int) -> None:
         try:
             snap = self._read()

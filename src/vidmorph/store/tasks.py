@@ -58,6 +58,11 @@ class TaskStore(TaskAdmission, TaskTransitions):
         with self.db.raw_read() as raw:
             return self.sql["view"].raw_or_none(raw, p_uuid=uuid, p_user=user_id)
 
+    async def view_row_async(self, uuid: str, user_id: int) -> tuple[Any, ...] | None:
+        """`view_row` awaited in the event loop (PostgreSQL, store.async_read); the same row."""
+        assert self.db.async_reads is not None
+        return await self.db.async_reads.raw_or_none(self.sql["view"], p_uuid=uuid, p_user=user_id)
+
     def view_of(self, row: tuple[Any, ...]) -> tuple[Task, Asset | None, Account | None]:
         """What `view` makes of a row from `view_row`."""
         task_row, source, account = split(self.sql["view"].convert(row), (tasks, assets, accounts))
