@@ -9,7 +9,7 @@ answers, with no thread involved.
 The pool belongs to the event loop that first used it (a server process has one); it opens on
 first use and closes with the app (`aclose`). Its connections are in autocommit, so each read
 is its own snapshot with no BEGIN/ROLLBACK around it, as `Database.raw_read` does. A connection
-the server dropped (a restart) fails its statement once; the read is retried on a new one.
+the server dropped (a restart) fails its statement; the read is tried again on another.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from vidmorph.store.prepared import Prepared
 log = logging.getLogger(__name__)
 #: how long a read waits for a free connection (or for a new one) before answering 503
 _WAIT_S = 10.0
+#: how the pool's sessions show in pg_stat_activity
+APPLICATION_NAME = "vidmorph-poll"
 
 
 def conninfo(url: str) -> str:
@@ -36,8 +38,8 @@ def conninfo(url: str) -> str:
 
 
 class AsyncReads:
-    def __init__(self, url: str, size: int) -> None:
-        self._conninfo, self._size = conninfo(url), size
+    def __init__(self, url: str, size: int, wait_s: float = _WAIT_S) -> None:
+        self._conninfo, self._size, self._wait_s = conninfo(url), size, wait_s
         self._pool: AsyncConnectionPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opening = asyncio.Lock()
@@ -61,11 +63,15 @@ class AsyncReads:
                 pool = AsyncConnectionPool(
                     self._conninfo,
                     connection_class=self.connection_class,
-                    kwargs={"autocommit": True, "connect_timeout": 5},
+                    kwargs={
+                        "autocommit": True,
+                        "connect_timeout": 5,
+                        "application_name": APPLICATION_NAME,
+                    },
                     min_size=1,
                     max_size=self._size,
                     open=False,
-                    timeout=_WAIT_S,
+                    timeout=self._wait_s,
                     name="vidmorph-reads",
                 )
                 await pool.open()
@@ -74,17 +80,24 @@ class AsyncReads:
 
     async def raw_or_none(self, statement: Prepared, **values: Any) -> tuple[Any, ...] | None:
         """`statement.raw_or_none`, awaited on a pooled async connection."""
+        rows = await self.all(statement, **values)
+        return rows[0] if rows else None
+
+    async def all(self, statement: Prepared, **values: Any) -> list[tuple[Any, ...]]:
+        """Every row `statement` returns, as the driver returned them, awaited on a pooled async
+        connection."""
         pool = await self._ready()
-        for attempt in (1, 2):
+        # Each failed attempt discards one dead connection: after a server restart every pooled
+        # one is, and each fails at once; past them, a fresh connection answers or fails.
+        attempts = self._size + 1
+        for attempt in range(1, attempts + 1):
             try:
                 async with pool.connection() as conn:
-                    return await statement.raw_or_none_async(conn, **values)
+                    return await statement.raw_rows_async(conn, **values)
             except PoolTimeout:
                 raise errors.ServiceUnavailable("The database is unreachable.") from None
             except psycopg.OperationalError:
-                # The pool discards a broken connection when it comes back; a second attempt
-                # gets a live one, or a fresh connection that fails for good.
-                if attempt == 2:
+                if attempt == attempts:
                     raise errors.ServiceUnavailable("The database is unreachable.") from None
                 log.info("a pooled read connection was dropped; reading again on another")
         raise AssertionError("unreachable")

@@ -130,15 +130,26 @@ class Prepared:
         found = self.values_or_none(conn, **values)
         return None if found is None else Record(zip(self._names, found, strict=True))
 
-    async def raw_or_none_async(self, conn: Any, **values: Any) -> tuple[Any, ...] | None:
-        """`raw_or_none` on a psycopg AsyncConnection (store.async_read); the driver's errors
-        are raised as they are."""
+    def raw_rows(self, conn: Connection | Any, **values: Any) -> list[tuple[Any, ...]]:
+        """Every row as the driver returned it (see `raw_or_none`)."""
+        cursor = self._cursor(conn, values)
+        try:
+            rows = cursor.fetchall()
+            if rows:
+                self._learn_types(cursor)
+            return [tuple(row) for row in rows]
+        finally:
+            cursor.close()
+
+    async def raw_rows_async(self, conn: Any, **values: Any) -> list[tuple[Any, ...]]:
+        """Every row as the driver returned it, on a psycopg AsyncConnection
+        (store.async_read); the driver's errors are raised as they are."""
         async with conn.cursor() as cursor:
             await cursor.execute(self.sql, self._params(values))
-            raw = await cursor.fetchone()
-            if raw is not None:
+            rows = await cursor.fetchall()
+            if rows:
                 self._learn_types(cursor)
-            return None if raw is None else tuple(raw)
+            return [tuple(row) for row in rows]
 
     def values_or_none(self, conn: Connection | Any, **values: Any) -> list[Any] | None:
         """The first row's values in column order (for a caller that splits a join)."""

@@ -4,9 +4,10 @@ reads, queue figures (`queue.py`) and speed figures."""
 from __future__ import annotations
 
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import ARRAY, Select, String, any_, delete, func, select
 
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Account, Asset, Task
@@ -14,6 +15,7 @@ from vidmorph.domain.states import IN_FLIGHT, TERMINAL, TaskStatus
 from vidmorph.store.accounts import to_account
 from vidmorph.store.admission import ADMISSION_SQL, TaskAdmission
 from vidmorph.store.assets import to_asset
+from vidmorph.store.batched import Batched
 from vidmorph.store.db import Database
 from vidmorph.store.joins import prefixed, split
 from vidmorph.store.prepared import Statements, arg
@@ -32,6 +34,19 @@ _VIEW_FROM = tasks.outerjoin(
 ).outerjoin(accounts, (accounts.c.user_id == tasks.c.user_id) & (accounts.c.email == tasks.c.email))
 
 
+#: where a view row holds the task's own uuid and user (the batched poll's key and tenancy)
+_UUID, _USER = _VIEW_COLUMNS.index(tasks.c.uuid), _VIEW_COLUMNS.index(tasks.c.user_id)
+
+
+def _view_many_sql() -> Select[Any]:
+    """The view's rows for many tasks (PostgreSQL's batched polls, store.async_read)."""
+    return (
+        select(*_VIEW_COLUMNS)
+        .select_from(_VIEW_FROM)
+        .where(tasks.c.uuid == any_(arg("p_keys", ARRAY(String))))
+    )
+
+
 def _view_sql() -> Select[Any]:
     return (
         select(*_VIEW_COLUMNS)
@@ -40,11 +55,21 @@ def _view_sql() -> Select[Any]:
     )
 
 
+def _owned(row: tuple[Any, ...] | None, user_id: int) -> tuple[Any, ...] | None:
+    """The row if it is the user's task: another user's is as good as absent (a 404)."""
+    return row if row is not None and row[_USER] == user_id else None
+
+
 class TaskStore(TaskAdmission, TaskTransitions):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.queue = QueueFigures(db)
-        self.sql = Statements(db.engine.dialect, {"view": _view_sql, **ADMISSION_SQL})
+        self.sql = Statements(
+            db.engine.dialect, {"view": _view_sql, "view_many": _view_many_sql, **ADMISSION_SQL}
+        )
+        self._polls = None
+        if db.async_reads is not None:
+            self._polls = Batched(db.async_reads, lambda: self.sql["view_many"], itemgetter(_UUID))
 
     def view(self, uuid: str, user_id: int) -> tuple[Task, Asset | None, Account | None] | None:
         """The user's task with its source asset and account (joined, one statement), and its
@@ -56,16 +81,23 @@ class TaskStore(TaskAdmission, TaskTransitions):
         """The joined row `view` reads, as the driver returned it: equal rows make equal
         views, so a poller's cache compares it with the row it saw before."""
         with self.db.raw_read() as raw:
-            return self.sql["view"].raw_or_none(raw, p_uuid=uuid, p_user=user_id)
+            if self.db.is_sqlite:
+                return self.sql["view"].raw_or_none(raw, p_uuid=uuid, p_user=user_id)
+            # PostgreSQL reads views with the batched polls' statement (one key here), so
+            # every view row there comes from one statement.
+            rows = self.sql["view_many"].raw_rows(raw, p_keys=[uuid])
+        return _owned(rows[0] if rows else None, user_id)
 
     async def view_row_async(self, uuid: str, user_id: int) -> tuple[Any, ...] | None:
-        """`view_row` awaited in the event loop (PostgreSQL, store.async_read); the same row."""
-        assert self.db.async_reads is not None
-        return await self.db.async_reads.raw_or_none(self.sql["view"], p_uuid=uuid, p_user=user_id)
+        """`view_row` awaited in the event loop (PostgreSQL, store.async_read): the same row,
+        read in one statement with the other polls of this turn of the loop."""
+        assert self._polls is not None
+        return _owned(await self._polls.get(uuid), user_id)
 
     def view_of(self, row: tuple[Any, ...]) -> tuple[Task, Asset | None, Account | None]:
         """What `view` makes of a row from `view_row`."""
-        task_row, source, account = split(self.sql["view"].convert(row), (tasks, assets, accounts))
+        statement = self.sql["view" if self.db.is_sqlite else "view_many"]
+        task_row, source, account = split(statement.convert(row), (tasks, assets, accounts))
         assert task_row is not None
         artifacts: tuple[Asset, ...] = ()
         if task_row.status == TaskStatus.SUCCEEDED.value:  # its artifacts never change again
