@@ -4,6 +4,7 @@ PostgreSQL, and the cache on its own."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -136,3 +137,27 @@ def test_the_cache_is_bounded_and_drops_the_oldest_first() -> None:
     views.put(5, (5,), None, b"5")
     assert views.get(3, (3,), object) is None
     assert views.get(2, (2,), object) == b"2 again" and views.get(5, (5,), object) == b"5"
+
+
+def test_polls_that_miss_together_share_one_build_and_a_leaving_one_cancels_nothing() -> None:
+    views = ViewCache()
+    started: list[int] = []
+
+    async def build() -> bytes:
+        started.append(1)
+        n = len(started)
+        await asyncio.sleep(0.05)
+        return b"built %d" % n
+
+    async def polls() -> list[object]:
+        same = [asyncio.ensure_future(views.build_once("t", (1,), build)) for _ in range(10)]
+        other_row = asyncio.ensure_future(views.build_once("t", (2,), build))
+        await asyncio.sleep(0.01)
+        same[0].cancel()  # the first poller's client leaves: the build it started goes on
+        return await asyncio.gather(*same, other_row, return_exceptions=True)
+
+    results = asyncio.run(polls())
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1:10] == [b"built 1"] * 9  # one build for the ten polls of row (1,)
+    assert results[10] == b"built 2"  # a changed row is built on its own
+    assert views.builds == 2 and len(started) == 2

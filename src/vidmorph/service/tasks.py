@@ -52,9 +52,15 @@ async def view_json_async(ctx: AppContext, user: User, task_id: str) -> bytes:
     uuid = _own_uuid(user, task_id)
     row = await ctx.tasks.view_row_async(uuid, user.id)
     body = _reused(ctx, user, uuid, row, ctx.tasks.queue.peek)
-    if body is None:
-        body = await anyio.to_thread.run_sync(_build, ctx, user, uuid, row)
-    return body
+    if body is not None:
+        return body
+    assert row is not None  # _reused answered 404 otherwise
+    found = row
+
+    async def build() -> bytes:
+        return await anyio.to_thread.run_sync(_build, ctx, user, uuid, found)
+
+    return await ctx.views.build_once((user.id, uuid), found, build)
 
 
 def _own_uuid(user: User, task_id: str) -> str:

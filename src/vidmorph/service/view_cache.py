@@ -19,9 +19,10 @@ row read enforces.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,9 @@ class ViewCache:
         self.max_entries, self.reuse_s = max_entries, reuse_s
         self._entries: dict[Hashable, _Entry] = {}
         self._lock = threading.Lock()  # polls on PostgreSQL run in the threadpool
-        self.hits = self.misses = 0
+        #: builds under way in the event loop, by key, with the row each is made from
+        self._building: dict[Hashable, tuple[tuple[Any, ...], asyncio.Task[bytes]]] = {}
+        self.hits = self.misses = self.builds = 0
 
     def get(self, key: Hashable, row: tuple[Any, ...], line: Callable[[], object]) -> bytes | None:
         """The body made from `row` for `key`, if still good; `line` gives the current line
@@ -69,6 +72,28 @@ class ViewCache:
             self._entries[key] = entry
             while len(self._entries) > self.max_entries:
                 del self._entries[next(iter(self._entries))]
+
+    async def build_once(
+        self, key: Hashable, row: tuple[Any, ...], build: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        """`build()`'s body for `row`, awaited by every poll of that row that missed while it
+        runs: when a PENDING task's line moves, the 32 polls of it waiting on one read all miss
+        at once, and one build serves them (in the event loop, which alone calls this). The
+        build is a task of its own, so a poll whose client leaves does not cancel it."""
+        under_way = self._building.get(key)
+        if under_way is None or under_way[0] != row:
+            task = asyncio.get_running_loop().create_task(self._build(key, build))
+            under_way = self._building[key] = (row, task)
+        return await asyncio.shield(under_way[1])
+
+    async def _build(self, key: Hashable, build: Callable[[], Awaitable[bytes]]) -> bytes:
+        try:
+            self.builds += 1
+            return await build()
+        finally:
+            task = asyncio.current_task()
+            if self._building.get(key, (None, None))[1] is task:
+                del self._building[key]
 
     def drop(self, key: Hashable) -> None:
         with self._lock:
