@@ -16,7 +16,7 @@ import pytest
 from tests.harness import LiveServer, start_server
 from tests.videos import make_video
 from vidmorph.config import Settings
-from vidmorph.domain.ids import parse_id
+from vidmorph.domain.ids import new_uuid, parse_id
 from vidmorph.service.accounts import create_token
 from vidmorph.service.view_cache import ViewCache
 
@@ -161,3 +161,42 @@ def test_polls_that_miss_together_share_one_build_and_a_leaving_one_cancels_noth
     assert results[1:10] == [b"built 1"] * 9  # one build for the ten polls of row (1,)
     assert results[10] == b"built 2"  # a changed row is built on its own
     assert views.builds == 2 and len(started) == 2
+
+
+def test_runways_poll_has_its_own_answer_and_shows_each_change_at_once(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    asset = live.upload_video(tmp_path, seconds=1)
+    task = live.create({"assetId": asset["assetId"], "text_prompt": "night"}).json()
+    uuid = _uuid(task)
+    runway = f"{live.base_url}/v1/tasks/{uuid}"
+    headers = {"X-Runway-Version": "2024-11-06"}
+
+    def runway_poll() -> dict[str, Any]:
+        resp = live.client.get(runway, headers=headers)
+        assert resp.status_code == 200, resp.text
+        body: dict[str, Any] = resp.json()
+        return body
+
+    assert _poll(live, task)["taskId"] == task["taskId"]  # useapi's answer is cached first
+    first = runway_poll()
+    assert first == {
+        "id": uuid,
+        "status": "PENDING",
+        "createdAt": first["createdAt"],
+        "estimatedCost": first["estimatedCost"],
+    }
+    hits = live.ctx.views.hits
+    assert runway_poll() == first and live.ctx.views.hits == hits + 1
+    assert _poll(live, task)["status"] == "PENDING"  # each surface keeps its own shape
+
+    assert live.ctx.tasks.claim(uuid, "w", 30) is not None
+    assert live.ctx.tasks.set_progress(uuid, "w", 0.25, None)
+    assert runway_poll()["progress"] == 0.25
+    assert live.ctx.tasks.succeed(uuid, "w", [])
+    done = runway_poll()
+    assert done["status"] == "SUCCEEDED" and done["output"] == []
+    assert (
+        live.client.get(f"{live.base_url}/v1/tasks/{new_uuid()}", headers=headers).status_code
+        == 404
+    )

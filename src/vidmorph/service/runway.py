@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from vidmorph import errors
+from vidmorph.domain import ids
 from vidmorph.domain.clock import iso
-from vidmorph.domain.models import Task, User
+from vidmorph.domain.models import Account, Asset, Task, User
 from vidmorph.domain.states import TaskStatus
-from vidmorph.service import accounts, generate, notify, sources
+from vidmorph.service import accounts, generate, notify, polls, sources
 from vidmorph.service.context import AppContext
 from vidmorph.service.generate import CreateRequest
 from vidmorph.service.views import signed_url
@@ -92,6 +93,34 @@ def sweep_throttled(ctx: AppContext) -> int:
     return sum(
         release_throttled(ctx, user, email) for user, email in ctx.tasks.throttled_accounts()
     )
+
+
+def task_json(ctx: AppContext, user: User, task_id: str) -> bytes:
+    """GET /v1/tasks/{id}, encoded: read and reused as useapi's poll is (service.polls)."""
+    body = polls.answer(ctx, user, _task_uuid(user, task_id), _poll_view)
+    if body is None:
+        raise errors.NotFound("Task not found.")
+    return body
+
+
+async def task_json_async(ctx: AppContext, user: User, task_id: str) -> bytes:
+    """`task_json` with its read awaited in the event loop (PostgreSQL)."""
+    body = await polls.answer_async(ctx, user, _task_uuid(user, task_id), _poll_view)
+    if body is None:
+        raise errors.NotFound("Task not found.")
+    return body
+
+
+def _task_uuid(user: User, task_id: str) -> str:
+    """Runway's id is the uuid; a useapi taskId is taken too."""
+    parsed = ids.parse_own_id(task_id, "task", user.id)
+    return parsed.uuid if parsed else task_id
+
+
+def _poll_view(
+    ctx: AppContext, task: Task, _source: Asset | None, _account: Account | None
+) -> dict[str, Any]:
+    return task_view(ctx, task)
 
 
 def task_view(ctx: AppContext, task: Task) -> dict[str, Any]:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
-
-import anyio.to_thread
 
 from vidmorph import errors
 from vidmorph.domain import ids
-from vidmorph.domain.models import Task, User
+from vidmorph.domain.models import Account, Asset, Task, User
 from vidmorph.domain.states import IN_FLIGHT, TaskStatus
 from vidmorph.service import assets as asset_service
-from vidmorph.service import notify, runway
+from vidmorph.service import notify, polls, runway
 from vidmorph.service.context import AppContext
 from vidmorph.service.views import task_view
 
@@ -33,34 +30,27 @@ def view(ctx: AppContext, user: User, task_id: str) -> dict[str, Any]:
 
 
 def view_json(ctx: AppContext, user: User, task_id: str) -> bytes:
-    """GET /tasks/{taskId}, encoded: the task, its source and its account read in one
-    statement (its artifacts in a second once it SUCCEEDED), its place in line from the line
-    snapshot. The row is read on every call; the body made from it is reused while the row is
-    unchanged, for about a second (service.view_cache), so a steady poll converts, builds and
-    encodes nothing."""
-    uuid = _own_uuid(user, task_id)
-    row = ctx.tasks.view_row(uuid, user.id)
-    body = _reused(ctx, user, uuid, row, ctx.tasks.line)
-    return _build(ctx, user, uuid, row) if body is None else body
+    """GET /tasks/{taskId}, encoded: one read of the task with its source and account (and of
+    its artifacts once it SUCCEEDED), the answer reused while they are unchanged
+    (service.polls), its place in line from the line snapshot."""
+    body = polls.answer(ctx, user, _own_uuid(user, task_id), _useapi_view)
+    if body is None:
+        raise errors.NotFound()
+    return body
 
 
 async def view_json_async(ctx: AppContext, user: User, task_id: str) -> bytes:
-    """`view_json` with its read awaited in the event loop (PostgreSQL: store.async_read). A
-    poll that must build the view does that in a thread, as the build may read more."""
-    if ctx.db.async_reads is None or not ctx.db.async_reads.usable():
-        return await anyio.to_thread.run_sync(view_json, ctx, user, task_id)
-    uuid = _own_uuid(user, task_id)
-    row = await ctx.tasks.view_row_async(uuid, user.id)
-    body = _reused(ctx, user, uuid, row, ctx.tasks.queue.peek)
-    if body is not None:
-        return body
-    assert row is not None  # _reused answered 404 otherwise
-    found = row
+    """`view_json` with its read awaited in the event loop (PostgreSQL)."""
+    body = await polls.answer_async(ctx, user, _own_uuid(user, task_id), _useapi_view)
+    if body is None:
+        raise errors.NotFound()
+    return body
 
-    async def build() -> bytes:
-        return await anyio.to_thread.run_sync(_build, ctx, user, uuid, found)
 
-    return await ctx.views.build_once((user.id, uuid), found, build)
+def _useapi_view(
+    ctx: AppContext, task: Task, source: Asset | None, account: Account | None
+) -> dict[str, Any]:
+    return task_view(ctx, task, source, account, looked_up=True)
 
 
 def _own_uuid(user: User, task_id: str) -> str:
@@ -68,34 +58,6 @@ def _own_uuid(user: User, task_id: str) -> str:
     if parsed is None:
         raise errors.NotFound()
     return parsed.uuid
-
-
-def _reused(
-    ctx: AppContext,
-    user: User,
-    uuid: str,
-    row: tuple[Any, ...] | None,
-    line: Callable[[], object],
-) -> bytes | None:
-    if row is None:
-        raise errors.NotFound()
-    return ctx.views.get((user.id, uuid), row, line)
-
-
-def _build(ctx: AppContext, user: User, uuid: str, row: tuple[Any, ...] | None) -> bytes:
-    assert row is not None
-    line = ctx.tasks.line()  # before the build: a snapshot replaced meanwhile misses next time
-    task, source, account = ctx.tasks.view_of(row)
-    body = encode(task_view(ctx, task, source, account, looked_up=True))
-    ctx.views.put((user.id, uuid), row, line if task.status is TaskStatus.PENDING else None, body)
-    return body
-
-
-def encode(content: Any) -> bytes:
-    """JSON as the API's responses write it (Starlette's JSONResponse's own settings)."""
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode()
 
 
 def page(

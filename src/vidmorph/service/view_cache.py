@@ -95,9 +95,9 @@ class ViewCache:
             if self._building.get(key, (None, None))[1] is task:
                 del self._building[key]
 
-    def drop(self, key: Hashable) -> None:
+    def clear(self) -> None:
         with self._lock:
-            self._entries.pop(key, None)
+            self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

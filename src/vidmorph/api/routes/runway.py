@@ -89,8 +89,13 @@ async def video_to_video(request: Request, ctx: CtxDep, user: UserDep) -> Any:
 
 
 @router.get("/tasks/{task_id}", **runway_doc(ok="RunwayTask"))
-def get_task(task_id: str, ctx: CtxDep, user: UserDep) -> Any:
-    return JSONResponse(runway.task_view(ctx, _task(ctx, user.id, task_id)))
+async def get_task(task_id: str, ctx: CtxDep, user: UserDep) -> Any:
+    # The SDKs' poll (tasks.retrieve, wait_for_task_output): the same hot path as useapi's.
+    if ctx.db.is_sqlite:
+        body = runway.task_json(ctx, user, task_id)
+    else:
+        body = await runway.task_json_async(ctx, user, task_id)
+    return Response(body, media_type="application/json")
 
 
 @router.delete("/tasks/{task_id}", status_code=204, **runway_doc(no_content=True))
