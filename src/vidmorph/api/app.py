@@ -81,12 +81,16 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
     app.router.routes.append(poll)
     app.state.methods = methods = errors.MethodTable()
     methods.add("", [poll])  # GET and, as Starlette adds it, HEAD
-    for module in (tasks, events, gen3, assets, accounts, features):
+    # Routes match in order: the two polls, the paths clients hit most, come first.
+    app.include_router(tasks.router, prefix=PREFIX)
+    app.include_router(runway.polls, prefix="/v1")  # before DELETE /tasks/{id}: same path
+    methods.add(PREFIX, tasks.router.routes)
+    for module in (events, gen3, assets, accounts, features):
         app.include_router(module.router, prefix=PREFIX)
         methods.add(PREFIX, module.router.routes)
     app.include_router(runway.router, prefix="/v1")
     app.include_router(runway.forms, prefix="/v1")
-    methods.add("/v1", runway.router.routes)
+    methods.add("/v1", [*runway.polls.routes, *runway.router.routes])
     app.include_router(ops.router)
     web.install(app)
     openapi.install(app)

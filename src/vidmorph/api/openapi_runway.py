@@ -103,8 +103,12 @@ def runway_doc(
     public: bool = False,
     no_content: bool = False,
     form: bool = False,
+    path: tuple[str, ...] = (),
+    version: bool = False,
 ) -> dict[str, Any]:
-    """Keyword arguments for a Runway route's decorator (see `api.openapi.doc`)."""
+    """Keyword arguments for a Runway route's decorator (see `api.openapi.doc`); `path` and
+    `version` document the path parameters and the version header of a handler that takes the
+    Request alone (the poll, which skips FastAPI's dependency solving)."""
     responses: dict[int | str, Any] = {}
     if ok is not None:
         schema = {"$ref": f"#/components/schemas/{ok}"}
@@ -124,6 +128,14 @@ def runway_doc(
             "required": True,
             "content": {"multipart/form-data": {"schema": FORM_BODY}},
         }
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in path
+    ]
+    if version:
+        params.append({"name": "X-Runway-Version", "in": "header"})  # `tidy` completes it
+    if params:
+        extra["parameters"] = params
     return {"responses": responses, "openapi_extra": extra}
 
 

@@ -23,7 +23,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from vidmorph import errors
 from vidmorph.api import bodies
-from vidmorph.api.deps import CtxDep, UserDep, parse
+from vidmorph.api.deps import CtxDep, UserDep, get_user, parse
 from vidmorph.api.openapi_runway import VIDEO_TO_VIDEO_BODY, runway_doc
 from vidmorph.api.runway_schemas import (
     MODELS,
@@ -56,6 +56,8 @@ async def require_version(
 
 router = APIRouter(dependencies=[Depends(require_version)], tags=["Runway API"])
 forms = APIRouter(tags=["Runway API"])
+#: the poll, which checks the version header itself (no dependencies to solve)
+polls = APIRouter(tags=["Runway API"])
 
 
 @router.post(
@@ -88,9 +90,14 @@ async def video_to_video(request: Request, ctx: CtxDep, user: UserDep) -> Any:
     return JSONResponse({"id": task.uuid})
 
 
-@router.get("/tasks/{task_id}", **runway_doc(ok="RunwayTask"))
-async def get_task(task_id: str, ctx: CtxDep, user: UserDep) -> Any:
-    # The SDKs' poll (tasks.retrieve, wait_for_task_output): the same hot path as useapi's.
+@polls.get("/tasks/{task_id}", **runway_doc(ok="RunwayTask", path=("task_id",), version=True))
+async def get_task(request: Request) -> Any:
+    # The SDKs' poll (tasks.retrieve, wait_for_task_output): the same hot path as useapi's,
+    # with the Request alone, as FastAPI's dependency solving costs more than the rest.
+    await require_version(request.headers.get("x-runway-version"))
+    ctx: AppContext = request.app.state.ctx
+    user = await get_user(request, request.headers.get("authorization"))
+    task_id = request.path_params["task_id"]
     if ctx.db.is_sqlite:
         body = runway.task_json(ctx, user, task_id)
     else:
