@@ -34,7 +34,10 @@ def answer(ctx: AppContext, user: User, uuid: str, render: Render) -> bytes | No
 
 
 async def answer_async(ctx: AppContext, user: User, uuid: str, render: Render) -> bytes | None:
-    """`answer` with its read awaited in the event loop (PostgreSQL)."""
+    """`answer` for a handler in the event loop: on SQLite read there as it is (a local file
+    read, tens of microseconds), on PostgreSQL awaited on the async pool."""
+    if ctx.db.is_sqlite:
+        return answer(ctx, user, uuid, render)
     if ctx.db.async_reads is None or not ctx.db.async_reads.usable():
         return await anyio.to_thread.run_sync(answer, ctx, user, uuid, render)
     row = await ctx.tasks.view_row_async(uuid, user.id)

@@ -95,16 +95,8 @@ def sweep_throttled(ctx: AppContext) -> int:
     )
 
 
-def task_json(ctx: AppContext, user: User, task_id: str) -> bytes:
+async def task_json(ctx: AppContext, user: User, task_id: str) -> bytes:
     """GET /v1/tasks/{id}, encoded: read and reused as useapi's poll is (service.polls)."""
-    body = polls.answer(ctx, user, _task_uuid(user, task_id), _poll_view)
-    if body is None:
-        raise errors.NotFound("Task not found.")
-    return body
-
-
-async def task_json_async(ctx: AppContext, user: User, task_id: str) -> bytes:
-    """`task_json` with its read awaited in the event loop (PostgreSQL)."""
     body = await polls.answer_async(ctx, user, _task_uuid(user, task_id), _poll_view)
     if body is None:
         raise errors.NotFound("Task not found.")

@@ -40,7 +40,7 @@ def view_json(ctx: AppContext, user: User, task_id: str) -> bytes:
 
 
 async def view_json_async(ctx: AppContext, user: User, task_id: str) -> bytes:
-    """`view_json` with its read awaited in the event loop (PostgreSQL)."""
+    """`view_json` for a handler in the event loop (service.polls.answer_async)."""
     body = await polls.answer_async(ctx, user, _own_uuid(user, task_id), _useapi_view)
     if body is None:
         raise errors.NotFound()

@@ -48,7 +48,7 @@ class ViewCache:
         self._lock = threading.Lock()  # polls on PostgreSQL run in the threadpool
         #: builds under way in the event loop, by key, with the row each is made from
         self._building: dict[Hashable, tuple[tuple[Any, ...], asyncio.Task[bytes]]] = {}
-        self.hits = self.misses = self.builds = 0
+        self.hits = self.builds = 0
 
     def get(self, key: Hashable, row: tuple[Any, ...], line: Callable[[], object]) -> bytes | None:
         """The body made from `row` for `key`, if still good; `line` gives the current line
@@ -60,7 +60,6 @@ class ViewCache:
             or entry.row != row
             or (entry.line is not None and entry.line is not line())
         ):
-            self.misses += 1
             return None
         self.hits += 1
         return entry.body

@@ -98,11 +98,7 @@ async def get_task(request: Request) -> Any:
     ctx: AppContext = request.app.state.ctx
     user = await get_user(request, request.headers.get("authorization"))
     task_id = request.path_params["task_id"]
-    if ctx.db.is_sqlite:
-        body = runway.task_json(ctx, user, task_id)
-    else:
-        body = await runway.task_json_async(ctx, user, task_id)
-    return Response(body, media_type="application/json")
+    return Response(await runway.task_json(ctx, user, task_id), media_type="application/json")
 
 
 @router.delete("/tasks/{task_id}", status_code=204, **runway_doc(no_content=True))

@@ -30,11 +30,7 @@ async def get_task(request: Request) -> Any:
     ctx: AppContext = request.app.state.ctx
     user = await get_user(request, request.headers.get("authorization"))
     task_id = request.path_params["task_id"]
-    if ctx.db.is_sqlite:
-        body = tasks.view_json(ctx, user, task_id)
-    else:
-        body = await tasks.view_json_async(ctx, user, task_id)
-    return Response(body, media_type="application/json")
+    return Response(await tasks.view_json_async(ctx, user, task_id), media_type="application/json")
 
 
 @router.get("/tasks/", **doc(404, ok="Task", many=True))
