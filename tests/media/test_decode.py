@@ -284,6 +284,25 @@ def test_a_bt709_source_keeps_its_own_pixels_through_the_yuv_reader(tmp_path: Pa
     assert np.array_equal(first, source_pixels)
 
 
+def test_a_bt709_source_reads_as_bt709_rgb_without_a_shift(tmp_path: Path) -> None:
+    size = (320, 192)
+    video = make_video(tmp_path / "in.mp4", seconds=0.25, size=size, bt709=True, pattern="gradient")
+    with FrameReader(video, width=320, height=192, max_seconds=1) as reader:
+        got = next(iter(reader.batches()))[0].astype(int)
+    painted = _gradient(size).astype(int)
+    # Read as BT.709, the painted picture comes back within rounding and chroma subsampling;
+    # read as BT.601 (the buffer source not told the tags), it came back ~3 levels darker.
+    assert abs((got - painted).mean()) < 1.5
+    assert np.abs(got - painted).mean() < 3.0
+
+
+def _gradient(size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    red = np.arange(width)[None, :] * 255 // (width - 1)
+    green = np.arange(height)[:, None] * 255 // (height - 1)
+    return np.stack(np.broadcast_arrays(red, green, np.full_like(red, 128)), axis=-1)
+
+
 def test_a_rotated_video_and_a_still_read_upright_as_yuv(tmp_path: Path) -> None:
     video = _rotated_phone_video(tmp_path / "in.mp4")
     with FrameReader(video, width=240, height=320, max_seconds=1, pixel_format=YUV420P) as r:

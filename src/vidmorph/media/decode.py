@@ -228,14 +228,7 @@ def _build_graph(frame: av.VideoFrame, width: int, height: int, pixel_format: st
     """
     geometry = _Geometry.of(frame, width, height)
     graph = Graph()
-    nodes = [
-        graph.add_buffer(
-            width=frame.width,
-            height=frame.height,
-            format=frame.format,
-            time_base=frame.time_base or Fraction(1, 1000),
-        )
-    ]
+    nodes = [graph.add("buffer", _buffer_args(frame))]
     for name, args in _UPRIGHT_FILTERS.get(geometry.rotation_deg, ()):
         nodes.append(graph.add(name, args))
     x = (geometry.upright_w - geometry.crop_w) // 2
@@ -253,6 +246,32 @@ def _build_graph(frame: av.VideoFrame, width: int, height: int, pixel_format: st
     nodes.append(graph.add("buffersink"))
     graph.link_nodes(*nodes).configure()
     return graph
+
+
+#: colour matrices FFmpeg's buffer source takes by number (AVColorSpace); others read as unset
+_COLORSPACES = frozenset({1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14})
+
+
+def _buffer_args(frame: av.VideoFrame) -> str:
+    """The graph's source, described as the decoder's frames are, colour tags included.
+
+    Untold, the buffer source calls its frames untagged, and the scaler that only resizes them
+    (ahead of the RGB conversion) then converts a BT.709 source to BT.601 on the way: the RGB
+    reader's picture came out about 3 levels darker than the source's own. An untagged or
+    reserved matrix or range is left out, so swscale's default (BT.601, limited) applies.
+    """
+    time_base = frame.time_base or Fraction(1, 1000)
+    args = [
+        f"video_size={frame.width}x{frame.height}",
+        f"pix_fmt={frame.format.name}",
+        f"time_base={time_base.numerator}/{time_base.denominator}",
+        "pixel_aspect=1/1",
+    ]
+    if frame.colorspace in _COLORSPACES:
+        args.append(f"colorspace={frame.colorspace}")
+    if frame.color_range in (1, 2):
+        args.append(f"range={frame.color_range}")
+    return ":".join(args)
 
 
 class _FrameSink:
