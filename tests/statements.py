@@ -14,8 +14,10 @@ from sqlalchemy import event
 
 from vidmorph.store.db import Database
 
-_BOUNDARIES = ("BEGIN", "COMMIT", "ROLLBACK")
-#: the name prefixes of the service's background threads
+#: transaction control, not counted as work (a grouped admission's savepoint included)
+_BOUNDARIES = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+#: the name prefixes of the service's background threads (store.group_commit's writer,
+#: "group-commit", runs the requests' own admissions, so it counts)
 _BACKGROUND = ("vidmorph-", "lease-")
 
 
@@ -39,7 +41,7 @@ class Statements(list[str]):
             elif head.startswith(("COMMIT", "ROLLBACK")) and current is not None:
                 found.append(current)
                 current = None
-            elif current is not None:
+            elif current is not None and not _is_boundary(s):
                 current.append(s)
         return found
 

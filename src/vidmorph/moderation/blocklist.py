@@ -168,29 +168,38 @@ class Blocklist:
 
     def match(self, text: str) -> BlocklistMatch | None:
         """The gravest category found in `text`, read both literally and as leetspeak."""
-        plain = tokenise(text)
-        spans = self._spans(plain) + self._spans(tokenise(text, leet=True))
-        found = {span.phrase.category: span.phrase.entry for span in spans}
+        return self.examine(text)[0]
+
+    def screened_texts(self, text: str) -> list[str]:
+        """Readings of `text` for the classifier, allowlisted phrases taken out: plain, as
+        leetspeak and, when a word is stretched ("fuuuck"), with the stretch undone."""
+        return self.examine(text)[1]
+
+    def examine(self, text: str) -> tuple[BlocklistMatch | None, list[str]]:
+        """`match` and `screened_texts` at once: each reading of `text` is tokenised and
+        scanned for entries once (a moderation check needs both, and this is most of it)."""
+        readings = []
+        for leet in (False, True):
+            tokens = tokenise(text, leet=leet)
+            readings.append((tokens, self._all_spans(tokens)))
+        return self._gravest(readings), _screened(readings)
+
+    def _gravest(self, readings: list[tuple[list[str], list[_Span]]]) -> BlocklistMatch | None:
+        found: dict[str, str] = {}
+        for _, spans in readings:
+            masked = _allowed(spans)
+            for span in spans:
+                if span.phrase.category != _ALLOW and masked.isdisjoint(
+                    range(span.start, span.end)
+                ):
+                    found[span.phrase.category] = span.phrase.entry
         sexual_entry = found.get(SEXUAL) or found.get(_SUGGESTIVE)
-        if sexual_entry and (_MINOR in found or _mentions_minor_age(plain)):
+        if sexual_entry and (_MINOR in found or _mentions_minor_age(readings[0][0])):
             return BlocklistMatch(SEXUAL_MINORS, sexual_entry)
         for category in self.categories:
             if category in found:
                 return BlocklistMatch(category, found[category])
         return None
-
-    def screened_texts(self, text: str) -> list[str]:
-        """Readings of `text` for the classifier, allowlisted phrases taken out: plain, as
-        leetspeak and, when a word is stretched ("fuuuck"), with the stretch undone."""
-        texts = []
-        for tokens in (tokenise(text), tokenise(text, leet=True)):
-            masked = self._allowed_positions(tokens)
-            texts.append(" ".join(t for i, t in enumerate(tokens) if i not in masked))
-        stretched = texts[-1]
-        if _ELONGATED.search(stretched):
-            # The model knows dictionary spellings; the stretched letter was single or double.
-            texts += [_STRETCH.sub(r"\1", stretched), _STRETCH.sub(r"\1\1", stretched)]
-        return texts
 
     def _add(self, entry: str, category: str) -> None:
         words = tokenise(entry)
@@ -199,19 +208,6 @@ class Blocklist:
         phrase = _Phrase(tuple(_entry_keys(w) for w in words), " ".join(words), category)
         for key in phrase.words[0]:
             self._index.setdefault(key, []).append(phrase)
-
-    def _spans(self, tokens: list[str]) -> list[_Span]:
-        """Every entry found in `tokens`, less those overlapping an allowlisted phrase."""
-        spans = self._all_spans(tokens)
-        masked = _allowed(spans)
-        return [
-            s
-            for s in spans
-            if s.phrase.category != _ALLOW and masked.isdisjoint(range(s.start, s.end))
-        ]
-
-    def _allowed_positions(self, tokens: list[str]) -> set[int]:
-        return _allowed(self._all_spans(tokens))
 
     def _all_spans(self, tokens: list[str]) -> list[_Span]:
         keys = [_text_keys(t) for t in tokens]
@@ -224,6 +220,18 @@ class Blocklist:
                 if end <= len(keys) and all(not k.isdisjoint(w) for k, w in rest):
                     spans.append(_Span(start, end, phrase))
         return spans
+
+
+def _screened(readings: list[tuple[list[str], list[_Span]]]) -> list[str]:
+    texts = []
+    for tokens, spans in readings:
+        masked = _allowed(spans)
+        texts.append(" ".join(t for i, t in enumerate(tokens) if i not in masked))
+    stretched = texts[-1]
+    if _ELONGATED.search(stretched):
+        # The model knows dictionary spellings; the stretched letter was single or double.
+        texts += [_STRETCH.sub(r"\1", stretched), _STRETCH.sub(r"\1\1", stretched)]
+    return texts
 
 
 def _allowed(spans: list[_Span]) -> set[int]:

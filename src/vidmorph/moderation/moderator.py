@@ -59,11 +59,9 @@ class Moderator:
         return self._remembered(text)
 
     def _verdict(self, text: str) -> ModerationFlag | None:
-        found = self._blocklist.match(text)
+        found, screened = self._blocklist.examine(text)
         if found is not None:
             return ModerationFlag.for_category(found.category)
-        if self._classifier is not None and self._classifier.is_toxic(
-            self._blocklist.screened_texts(text)
-        ):
+        if self._classifier is not None and self._classifier.is_toxic(screened):
             return ModerationFlag.for_category(HARASSMENT)
         return None

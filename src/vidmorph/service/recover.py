@@ -62,13 +62,11 @@ def resubmit_pending(ctx: AppContext) -> int:
     if ctx.dispatcher is None:
         return 0
     dispatcher, now, sent = ctx.dispatcher, utcnow(), 0
-    for task in ctx.tasks.in_flight():
-        if task.status is not TaskStatus.PENDING:
-            continue
-        waiting_s = (now - task.updated_at).total_seconds()
-        engine = ctx.engine_name(task.task_type)
+    for uuid, priority, task_type, updated_at in ctx.tasks.pending_waits():
+        waiting_s = (now - updated_at).total_seconds()
+        engine = ctx.engine_name(task_type)
         try:
-            if dispatcher.resubmit(task.uuid, task.params.priority, engine, waiting_s):
+            if dispatcher.resubmit(uuid, priority, engine, waiting_s):
                 sent += 1
         except Exception as exc:
             log.warning("could not reach the broker (%s); the next sweep tries again", exc)

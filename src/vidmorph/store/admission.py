@@ -112,28 +112,45 @@ class TaskAdmission:
         idempotency: tuple[str, str] | None,
         throttle: bool,
     ) -> Admitted:
-        sql, who = self.sql, {"p_user": task.user_id, "p_email": task.email}
-        with self.db.write() as conn:
-            row = sql["reserve"].one_or_none(conn, p_credits=task.credits, **who)
-            if row is None:
-                raise errors.NotFound(f"Account {task.email} not found.")
-            if row.suspended:
-                raise errors.AccountSuspended()
-            if row.credits_used > row.num_plan_credits:
-                raise errors.InsufficientCredits()
-            if sql["busy"].scalar(conn, **who) >= max_jobs:
-                if not throttle:
-                    raise errors.AccountBusy(task.email, max_jobs, _running_list(conn, task))
-                task = replace(task, status=TaskStatus.THROTTLED)
-            values = dict.fromkeys(_TASK_COLUMNS)
-            values.update(task_values(task))
-            if idempotency is not None:
-                values.update(idempotency_key=idempotency[0], request_hash=idempotency[1])
-            sql["insert"].rowcount(conn, **{f"p_{k}": v for k, v in values.items()})
-            if not sql["take_slot"].rowcount(conn, p_max=max_queue_depth):
-                raise errors.QueueFull()
-        if task.status is TaskStatus.PENDING:
+        admitted: Admitted = self.db.group.run(
+            lambda conn: self._admit_in(
+                conn, task, max_jobs, max_queue_depth, idempotency, throttle
+            )
+        )
+        if admitted.task.status is TaskStatus.PENDING:
             self.queue.admitted(task.params.priority, task.created_at, task.uuid)
+        return admitted
+
+    def _admit_in(
+        self,
+        conn: Connection,
+        task: Task,
+        max_jobs: int,
+        max_queue_depth: int,
+        idempotency: tuple[str, str] | None,
+        throttle: bool,
+    ) -> Admitted:
+        """The four statements, in `conn`'s write transaction (on SQLite, shared with other
+        admissions: store.group_commit); a refusal raises."""
+        sql, who = self.sql, {"p_user": task.user_id, "p_email": task.email}
+        row = sql["reserve"].one_or_none(conn, p_credits=task.credits, **who)
+        if row is None:
+            raise errors.NotFound(f"Account {task.email} not found.")
+        if row.suspended:
+            raise errors.AccountSuspended()
+        if row.credits_used > row.num_plan_credits:
+            raise errors.InsufficientCredits()
+        if sql["busy"].scalar(conn, **who) >= max_jobs:
+            if not throttle:
+                raise errors.AccountBusy(task.email, max_jobs, _running_list(conn, task))
+            task = replace(task, status=TaskStatus.THROTTLED)
+        values = dict.fromkeys(_TASK_COLUMNS)
+        values.update(task_values(task))
+        if idempotency is not None:
+            values.update(idempotency_key=idempotency[0], request_hash=idempotency[1])
+        sql["insert"].rowcount(conn, **{f"p_{k}": v for k, v in values.items()})
+        if not sql["take_slot"].rowcount(conn, p_max=max_queue_depth):
+            raise errors.QueueFull()
         return Admitted(task, True, to_account(row))
 
     def promote_throttled(self, user_id: int, email: str) -> list[str]:

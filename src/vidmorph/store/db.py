@@ -19,6 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.sql.dml import Insert
 
+from vidmorph.store.group_commit import GroupCommit
+
 if TYPE_CHECKING:
     from vidmorph.store.async_read import AsyncReads
 
@@ -50,6 +52,8 @@ class Database:
         #: the poll's reads in the event loop (store.async_read); None on SQLite, whose local
         #: reads run in the loop as they are
         self.async_reads: AsyncReads | None = None
+        #: write work of many threads in shared transactions on SQLite (store.group_commit)
+        self.group = GroupCommit(self)
         if self.is_sqlite:
             Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
@@ -154,6 +158,7 @@ class Database:
             conn.execute(text("SELECT 1"))
 
     def close(self) -> None:
+        self.group.close()
         self.engine.dispose()
 
 

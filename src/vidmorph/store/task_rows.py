@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -49,7 +48,8 @@ def task_values(task: Task) -> dict[str, Any]:
         "task_type": task.task_type,
         "status": task.status.value,
         "priority": task.params.priority,
-        "params": asdict(task.params),
+        # Its fields are plain values: a copy of them, without asdict's deep copy per field.
+        "params": dict(vars(task.params)),
         "reply_url": task.reply_url,
         "reply_ref": task.reply_ref,
         "credits": task.credits,

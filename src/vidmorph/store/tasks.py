@@ -148,6 +148,18 @@ class TaskStore(TaskAdmission, TaskTransitions):
         with self.db.read() as conn:
             return [to_task(r) for r in conn.execute(query).all()]
 
+    def pending_waits(self) -> list[tuple[str, int, str, datetime]]:
+        """(uuid, priority, task type, last change) of each PENDING task, in queue order: what
+        the sweeper offers the dispatcher again, read without building whole tasks (the sweep
+        runs every few seconds over however long the queue is)."""
+        query = (
+            select(tasks.c.uuid, tasks.c.priority, tasks.c.task_type, tasks.c.updated_at)
+            .where(tasks.c.status == TaskStatus.PENDING.value)
+            .order_by(tasks.c.priority, tasks.c.created_at)
+        )
+        with self.db.read() as conn:
+            return [tuple(r) for r in conn.execute(query).all()]  # type: ignore[misc]
+
     def place_in_line(self, task: Task) -> int:
         """1 for the next PENDING task to start, 2 for the one after it, and so on (from the
         line as of at most a second ago)."""
