@@ -47,6 +47,15 @@ def server(make_settings: Callable[..., Settings]) -> Iterator[LiveServer]:
         yield live
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def either_database(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings overrides that run a test once on the default SQLite file and once on a fresh
+    PostgreSQL database: `start_server(make_settings(**either_database))`."""
+    if request.param == "postgres":
+        return {"database_url": request.getfixturevalue("postgres_url")}
+    return {}
+
+
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Endpoint]:
     """moto's S3 over HTTP on a loopback port, with the credentials boto3 wants."""

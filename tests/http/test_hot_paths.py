@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,14 +20,11 @@ from vidmorph.domain.states import TaskStatus
 _SNAPSHOT = "SELECT tasks.status, tasks.priority, tasks.created_at, tasks.uuid"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture
 def live(
-    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+    either_database: dict[str, Any], make_settings: Callable[..., Settings]
 ) -> Iterator[LiveServer]:
-    overrides: dict[str, object] = {"workers": 0}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("postgres_url")
-    with start_server(make_settings(**overrides)) as server:
+    with start_server(make_settings(workers=0, **either_database)) as server:
         yield server
 
 

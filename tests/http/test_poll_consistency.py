@@ -22,14 +22,11 @@ _RANK = {"PENDING": 0, "RUNNING": 1, "SUCCEEDED": 2}
 POLLERS = 8
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture
 def live(
-    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+    either_database: dict[str, Any], make_settings: Callable[..., Settings]
 ) -> Iterator[LiveServer]:
-    overrides: dict[str, object] = {}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("postgres_url")
-    with start_server(make_settings(**overrides)) as server:
+    with start_server(make_settings(**either_database)) as server:
         yield server
 
 

@@ -21,14 +21,11 @@ from vidmorph.service.accounts import create_token
 from vidmorph.service.view_cache import ViewCache
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture
 def live(
-    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+    either_database: dict[str, Any], make_settings: Callable[..., Settings]
 ) -> Iterator[LiveServer]:
-    overrides: dict[str, object] = {"workers": 0}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("postgres_url")
-    with start_server(make_settings(**overrides)) as server:
+    with start_server(make_settings(workers=0, **either_database)) as server:
         # Reused for a minute, not a second: what shows a change here is the row, not the clock.
         server.ctx.views.reuse_s = 60.0
         yield server
