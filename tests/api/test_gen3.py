@@ -191,3 +191,17 @@ def test_idempotency_key_returns_the_first_task_or_409(server: LiveServer, tmp_p
     assert other.status_code == 409 and other.json()["code"] == 409
     fresh = server.create(body).json()
     assert fresh["taskId"] != first["taskId"]
+
+
+def test_an_idempotency_key_over_200_characters_is_a_400_and_admits_nothing(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    asset = server.upload_video(tmp_path, seconds=1)
+    body = {"assetId": asset["assetId"], "text_prompt": "neon"}
+    for route in ("gen3/video", "gen3turbo/video"):
+        resp = server.create(body, route, headers={"Idempotency-Key": "k" * 201})
+        assert resp.status_code == 400, resp.text
+        assert "Idempotency-Key" in resp.json()["error"] and resp.json()["code"] == 400
+    assert server.client.get(f"{server.api}/tasks/").json() == []
+    ok = server.create(body, headers={"Idempotency-Key": "k" * 200})
+    assert ok.status_code == 200, ok.text

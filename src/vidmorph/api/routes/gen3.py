@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from vidmorph.api.deps import CtxDep, UserDep, parse, read_body
+from vidmorph import errors
+from vidmorph.api.deps import get_user, parse, read_body
 from vidmorph.api.openapi import doc
 from vidmorph.api.schemas import Gen3TurboVideoIn, Gen3VideoIn, Gen4VideoIn
 from vidmorph.domain.models import User
@@ -18,7 +21,15 @@ from vidmorph.service.generate import CreateRequest
 from vidmorph.service.views import task_view
 
 router = APIRouter()
-IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+#: the longest Idempotency-Key taken (a longer one is a 400)
+MAX_IDEMPOTENCY_KEY = 200
+_IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A repeat with the same key and body answers with the first task.",
+    "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
+}
 
 
 def _create(
@@ -28,26 +39,43 @@ def _create(
     return task_view(ctx, task, source, account)
 
 
-_CODES = (404, 408, 409, 412, 413, 429, 503)
+async def _admit(
+    request: Request, task_type: str, to_request: Callable[[dict[str, Any]], CreateRequest]
+) -> JSONResponse:
+    """What each create route does. The routes take the Request alone (as the polls do):
+    FastAPI's dependency solving cost more than the service's own work; ctx and user are
+    what CtxDep and UserDep resolve, and the Idempotency-Key header is checked here."""
+    ctx: AppContext = request.app.state.ctx
+    user = await get_user(request, request.headers.get("authorization"))
+    key = request.headers.get("idempotency-key")
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+        raise errors.BadRequest(
+            f"Idempotency-Key: String should have at most {MAX_IDEMPOTENCY_KEY} characters"
+        )
+    req = to_request(await read_body(request))
+    return JSONResponse(await run_in_threadpool(_create, ctx, user, req, task_type, key))
 
 
-@router.post("/gen3/video", **doc(*_CODES, ok="Task", body=Gen3VideoIn))
-async def gen3_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey = None) -> Any:
-    body = parse(Gen3VideoIn, await read_body(request))
-    return JSONResponse(
-        await run_in_threadpool(_create, ctx, user, body.to_request(), "gen3a", key)
-    )
+def _doc(body: type[BaseModel]) -> dict[str, Any]:
+    kwargs = doc(404, 408, 409, 412, 413, 429, 503, ok="Task", body=body)
+    kwargs["openapi_extra"]["parameters"] = [_IDEMPOTENCY_HEADER]
+    return kwargs
 
 
-@router.post("/gen3turbo/video", **doc(*_CODES, ok="Task", body=Gen3TurboVideoIn))
-async def gen3turbo_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey = None) -> Any:
-    body = parse(Gen3TurboVideoIn, await read_body(request))
-    req = body.to_request(body.aspect_ratio)
-    return JSONResponse(await run_in_threadpool(_create, ctx, user, req, "gen3a_turbo", key))
+@router.post("/gen3/video", **_doc(Gen3VideoIn))
+async def gen3_video(request: Request) -> Any:
+    return await _admit(request, "gen3a", lambda raw: parse(Gen3VideoIn, raw).to_request())
 
 
-@router.post("/gen4/video", **doc(*_CODES, ok="Task", body=Gen4VideoIn))
-async def gen4_video(request: Request, ctx: CtxDep, user: UserDep, key: IdemKey = None) -> Any:
-    body = parse(Gen4VideoIn, await read_body(request))
-    req = body.to_request()
-    return JSONResponse(await run_in_threadpool(_create, ctx, user, req, "gen4_aleph", key))
+@router.post("/gen3turbo/video", **_doc(Gen3TurboVideoIn))
+async def gen3turbo_video(request: Request) -> Any:
+    def to_request(raw: dict[str, Any]) -> CreateRequest:
+        body = parse(Gen3TurboVideoIn, raw)
+        return body.to_request(body.aspect_ratio)
+
+    return await _admit(request, "gen3a_turbo", to_request)
+
+
+@router.post("/gen4/video", **_doc(Gen4VideoIn))
+async def gen4_video(request: Request) -> Any:
+    return await _admit(request, "gen4_aleph", lambda raw: parse(Gen4VideoIn, raw).to_request())
