@@ -158,7 +158,7 @@ class TaskStore(TaskAdmission, TaskTransitions):
             .order_by(tasks.c.priority, tasks.c.created_at)
         )
         with self.db.read() as conn:
-            return [tuple(r) for r in conn.execute(query).all()]  # type: ignore[misc]
+            return [(r.uuid, r.priority, r.task_type, r.updated_at) for r in conn.execute(query)]
 
     def place_in_line(self, task: Task) -> int:
         """1 for the next PENDING task to start, 2 for the one after it, and so on (from the
