@@ -89,7 +89,11 @@ class TaskAdmission:
         InsufficientCredits or Conflict (the Idempotency-Key was first used with another body).
         """
         try:
-            return self._admit(task, max_jobs, max_queue_depth, idempotency, throttle)
+            admitted: Admitted = self.db.group.run(
+                lambda conn: self._admit_in(
+                    conn, task, max_jobs, max_queue_depth, idempotency, throttle
+                )
+            )
         except IntegrityError as error:
             # A repeated Idempotency-Key: the insert hit the unique index and the transaction
             # rolled back (credits and slot included). The first task answers.
@@ -103,22 +107,9 @@ class TaskAdmission:
             if first is None:
                 raise
             return Admitted(first, False)
-
-    def _admit(
-        self,
-        task: Task,
-        max_jobs: int,
-        max_queue_depth: int,
-        idempotency: tuple[str, str] | None,
-        throttle: bool,
-    ) -> Admitted:
-        admitted: Admitted = self.db.group.run(
-            lambda conn: self._admit_in(
-                conn, task, max_jobs, max_queue_depth, idempotency, throttle
-            )
-        )
         if admitted.task.status is TaskStatus.PENDING:
-            self.queue.admitted(task.params.priority, task.created_at, task.uuid)
+            new = admitted.task
+            self.queue.admitted(new.params.priority, new.created_at, new.uuid)
         return admitted
 
     def _admit_in(
