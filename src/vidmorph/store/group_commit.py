@@ -62,32 +62,36 @@ class GroupCommit:
     def run(self, work: Callable[[Connection], T]) -> T:
         """`work(conn)` inside a write transaction, committed before this returns; its
         exception, raised here, rolls back its own writes only."""
-        if not self._db.is_sqlite or self._closed:
-            with self._db.write() as conn:
-                return work(conn)
-        future: Future[T] = Future()
-        self._ensure_thread()
-        self._queue.put((work, future))
-        return future.result()
+        if self._db.is_sqlite:
+            future: Future[T] = Future()
+            # Under the lock that `close` takes: no work is queued behind the writer's stop.
+            with self._lock:
+                queued = not self._closed
+                if queued:
+                    self._start_writer()
+                    self._queue.put((work, future))
+            if queued:
+                return future.result()
+        with self._db.write() as conn:
+            return work(conn)
 
     def close(self) -> None:
         """Finish the work queued so far and stop the writer; later work runs inline."""
         with self._lock:
             self._closed = True
             thread = self._thread if self._pid == os.getpid() else None
+            if thread is not None:
+                self._queue.put(None)
         if thread is not None:
-            self._queue.put(None)
             thread.join(timeout=30)
 
-    def _ensure_thread(self) -> None:
-        # After a fork (a Celery prefork child) the parent's writer is not running here.
-        if self._thread is not None and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
-                self._thread.start()
+    def _start_writer(self) -> None:
+        """Start the writer thread unless it runs in this process (the caller holds the lock).
+        After a fork (a Celery prefork child) the parent's writer is not running here."""
+        if self._thread is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
+            self._thread.start()
 
     def _loop(self) -> None:
         while True:
