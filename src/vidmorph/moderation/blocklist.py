@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import NamedTuple
 
 SEXUAL = "sexual"
 SEXUAL_MINORS = "sexual/minors"
@@ -135,6 +136,15 @@ class _Span:
     phrase: _Phrase
 
 
+class _Reading(NamedTuple):
+    """One reading of a prompt (literal or leetspeak): its tokens, the list entries found in
+    them, and the positions an allowlisted phrase covers."""
+
+    tokens: list[str]
+    spans: list[_Span]
+    masked: set[int]
+
+
 class Blocklist:
     """Immutable word lists by category; safe to share between threads."""
 
@@ -181,20 +191,20 @@ class Blocklist:
         readings = []
         for leet in (False, True):
             tokens = tokenise(text, leet=leet)
-            readings.append((tokens, self._all_spans(tokens)))
+            spans = self._all_spans(tokens)
+            readings.append(_Reading(tokens, spans, _allowed(spans)))
         return self._gravest(readings), _screened(readings)
 
-    def _gravest(self, readings: list[tuple[list[str], list[_Span]]]) -> BlocklistMatch | None:
+    def _gravest(self, readings: list[_Reading]) -> BlocklistMatch | None:
         found: dict[str, str] = {}
-        for _, spans in readings:
-            masked = _allowed(spans)
+        for _, spans, masked in readings:
             for span in spans:
                 if span.phrase.category != _ALLOW and masked.isdisjoint(
                     range(span.start, span.end)
                 ):
                     found[span.phrase.category] = span.phrase.entry
         sexual_entry = found.get(SEXUAL) or found.get(_SUGGESTIVE)
-        if sexual_entry and (_MINOR in found or _mentions_minor_age(readings[0][0])):
+        if sexual_entry and (_MINOR in found or _mentions_minor_age(readings[0].tokens)):
             return BlocklistMatch(SEXUAL_MINORS, sexual_entry)
         for category in self.categories:
             if category in found:
@@ -222,10 +232,9 @@ class Blocklist:
         return spans
 
 
-def _screened(readings: list[tuple[list[str], list[_Span]]]) -> list[str]:
+def _screened(readings: list[_Reading]) -> list[str]:
     texts = []
-    for tokens, spans in readings:
-        masked = _allowed(spans)
+    for tokens, _, masked in readings:
         texts.append(" ".join(t for i, t in enumerate(tokens) if i not in masked))
     stretched = texts[-1]
     if _ELONGATED.search(stretched):
