@@ -83,12 +83,14 @@ def doc(
     body: type[BaseModel] | None = None,
     upload: bool = False,
     path: tuple[str, ...] = (),
+    headers: tuple[dict[str, Any], ...] = (),
     events: bool = False,
     public: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for a route decorator: the success body (`ok`: a schema's name, a
     list of them with `many`, or a whole content map), a JSON-or-form `body`, a raw `upload`
-    body, path parameters the handler does not declare itself, and the error statuses
+    body, path parameters the handler does not declare itself, request `headers` (OpenAPI
+    parameter objects) it reads itself, and the error statuses
     `codes`. 400 and 404 are always among them (a NUL in the query string, a control
     character in the path), and 401 unless the operation is `public` (no token)."""
     responses: dict[int | str, Any] = {}
@@ -120,11 +122,12 @@ def doc(
             "description": "The file's bytes as the raw body, with its Content-Type.",
             "content": {ctype: binary for ctype in UPLOAD_TYPES},
         }
-    if path:
-        extra["parameters"] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in path
-        ]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in path
+    ]
+    if parameters or headers:
+        extra["parameters"] = [*parameters, *headers]
     kwargs: dict[str, Any] = {"responses": responses, "openapi_extra": extra}
     if events:
         kwargs["response_class"] = StreamingResponse

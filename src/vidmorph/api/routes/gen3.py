@@ -57,9 +57,9 @@ async def _admit(
 
 
 def _doc(body: type[BaseModel]) -> dict[str, Any]:
-    kwargs = doc(404, 408, 409, 412, 413, 429, 503, ok="Task", body=body)
-    kwargs["openapi_extra"]["parameters"] = [_IDEMPOTENCY_HEADER]
-    return kwargs
+    return doc(
+        404, 408, 409, 412, 413, 429, 503, ok="Task", body=body, headers=(_IDEMPOTENCY_HEADER,)
+    )
 
 
 @router.post("/gen3/video", **_doc(Gen3VideoIn))
