@@ -55,7 +55,7 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._closed = False
-        #: batches committed and pieces run in them (for the tests and /metrics-style checks)
+        #: batches committed and pieces run in them (what the tests read)
         self.batches = 0
         self.pieces = 0
 
