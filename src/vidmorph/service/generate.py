@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -9,6 +10,7 @@ import math
 import secrets
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 from vidmorph import errors
 from vidmorph.callbacks.guard import validate_reply_url
@@ -25,9 +27,11 @@ from vidmorph.domain.models import (
 )
 from vidmorph.domain.states import TaskStatus
 from vidmorph.engines.base import Estimating
+from vidmorph.moderation.moderator import ModerationFlag
 from vidmorph.service import assets as asset_service
 from vidmorph.service import fleet, notify
 from vidmorph.service.context import AppContext
+from vidmorph.store.admission import Admitted
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,75 @@ def create(
 
     Statements: one read of the asset with its account, then one write transaction of four
     (store.admission); an Idempotency-Key adds one read, a refusal a few more."""
+    checked = _check(ctx, user, req, task_type, idempotency_key)
+    if not isinstance(checked, _Checked):
+        return checked
+    if checked.flag is not None:
+        return _moderated(ctx, checked, checked.flag), checked.asset, None
+    admitted = ctx.tasks.admit(checked.task, **checked.admission(ctx, throttle))
+    return _dispatched(ctx, admitted, checked.asset)
+
+
+async def create_async(
+    ctx: AppContext,
+    user: User,
+    req: CreateRequest,
+    task_type: str,
+    idempotency_key: str | None = None,
+) -> tuple[Task, Asset, Account | None]:
+    """`create` for a handler in the event loop, on SQLite: its reads are local-file reads
+    (as a poll's), the admission's transaction is awaited (store.group_commit), and only what
+    may wait on a lock or a network (a moderated task's write, a broker) goes to a thread.
+    What follows the commit runs even if the handler is cancelled meanwhile."""
+    checked = _check(ctx, user, req, task_type, idempotency_key)
+    if not isinstance(checked, _Checked):
+        return checked
+    if checked.flag is not None:
+        failed = await asyncio.to_thread(_moderated, ctx, checked, checked.flag)
+        return failed, checked.asset, None
+
+    async def admit() -> tuple[Task, Asset, Account | None]:
+        admitted = await ctx.tasks.admit_async(checked.task, **checked.admission(ctx, False))
+        if ctx.dispatcher is None or ctx.dispatcher.runs_tasks:  # a queue in this process
+            return _dispatched(ctx, admitted, checked.asset)
+        return await asyncio.to_thread(_dispatched, ctx, admitted, checked.asset)
+
+    job = asyncio.ensure_future(admit())
+    _admitting.add(job)  # the loop holds tasks weakly
+    job.add_done_callback(_admitting.discard)
+    return await asyncio.shield(job)
+
+
+#: admissions under way in create_async (shielded from their handler's cancellation)
+_admitting: set[asyncio.Future[Any]] = set()
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A create request checked and ready to admit (or to store as moderated)."""
+
+    task: Task
+    asset: Asset
+    account: Account
+    max_jobs: int
+    idempotency: tuple[str, str] | None
+    flag: ModerationFlag | None
+
+    def admission(self, ctx: AppContext, throttle: bool) -> dict[str, Any]:
+        """TaskAdmission.admit's keyword arguments."""
+        return {
+            "max_jobs": self.max_jobs,
+            "max_queue_depth": ctx.settings.max_queue_depth,
+            "idempotency": self.idempotency,
+            "throttle": throttle,
+        }
+
+
+def _check(
+    ctx: AppContext, user: User, req: CreateRequest, task_type: str, idempotency_key: str | None
+) -> _Checked | tuple[Task, Asset, Account | None]:
+    """Everything before the admission's write: the checks that refuse (raised), the task to
+    admit with its prompt's verdict, or the answer to an Idempotency-Key repeat."""
     asset, account = asset_service.get_with_account(ctx, user, req.asset_id)
     if asset.media_type != "video" or asset.meta is None:
         raise errors.BadRequest(f"assetId {req.asset_id} is not a video.")
@@ -99,15 +172,17 @@ def create(
         if first is not None:
             return first, asset, None
     flag = ctx.moderator.check(req.text_prompt)
-    if flag is not None:
-        return _fail_moderated(ctx, task, flag.category, flag.message, idempotency), asset, None
-    admitted = ctx.tasks.admit(
-        task,
-        max_jobs=req.max_jobs or account.max_jobs,
-        max_queue_depth=ctx.settings.max_queue_depth,
-        idempotency=idempotency,
-        throttle=throttle,
-    )
+    max_jobs = req.max_jobs or account.max_jobs
+    return _Checked(task, asset, account, max_jobs, idempotency, flag)
+
+
+def _moderated(ctx: AppContext, checked: _Checked, flag: ModerationFlag) -> Task:
+    return _fail_moderated(ctx, checked.task, flag.category, flag.message, checked.idempotency)
+
+
+def _dispatched(
+    ctx: AppContext, admitted: Admitted, asset: Asset
+) -> tuple[Task, Asset, Account | None]:
     if admitted.created and admitted.task.status is TaskStatus.PENDING:
         ctx.dispatch(admitted.task)
     return admitted.task, asset, admitted.account

@@ -94,23 +94,51 @@ class TaskAdmission:
                     conn, task, max_jobs, max_queue_depth, idempotency, throttle
                 )
             )
-        except IntegrityError as error:
-            # A repeated Idempotency-Key: the insert hit the unique index and the transaction
-            # rolled back (credits and slot included). The first task answers.
-            return Admitted(self._idempotent_winner(error, task.user_id, idempotency), False)
-        except errors.VidmorphError:
-            # A repeat sent while its first was being admitted waits on the account's lock and
-            # may then find the account busy with that very task: the first task answers.
-            first = (
-                None if idempotency is None else self.find_idempotent(task.user_id, *idempotency)
+        except (IntegrityError, errors.VidmorphError) as error:
+            return self._refused(error, task, idempotency)
+        return self._admitted(admitted)
+
+    async def admit_async(
+        self,
+        task: Task,
+        *,
+        max_jobs: int,
+        max_queue_depth: int,
+        idempotency: tuple[str, str] | None = None,
+        throttle: bool = False,
+    ) -> Admitted:
+        """`admit` for a coroutine on SQLite, which waits for the commit without blocking its
+        event loop (its reads after a refusal are local-file reads, as the polls' are)."""
+        try:
+            admitted: Admitted = await self.db.group.run_async(
+                lambda conn: self._admit_in(
+                    conn, task, max_jobs, max_queue_depth, idempotency, throttle
+                )
             )
-            if first is None:
-                raise
-            return Admitted(first, False)
+        except (IntegrityError, errors.VidmorphError) as error:
+            return self._refused(error, task, idempotency)
+        return self._admitted(admitted)
+
+    def _admitted(self, admitted: Admitted) -> Admitted:
         if admitted.task.status is TaskStatus.PENDING:
             new = admitted.task
             self.queue.admitted(new.params.priority, new.created_at, new.uuid)
         return admitted
+
+    def _refused(
+        self, error: Exception, task: Task, idempotency: tuple[str, str] | None
+    ) -> Admitted:
+        """What answers an admission that raised `error`, or `error` itself."""
+        if isinstance(error, IntegrityError):
+            # A repeated Idempotency-Key: the insert hit the unique index and the transaction
+            # rolled back (credits and slot included). The first task answers.
+            return Admitted(self._idempotent_winner(error, task.user_id, idempotency), False)
+        # A repeat sent while its first was being admitted waits on the account's lock and
+        # may then find the account busy with that very task: the first task answers.
+        first = None if idempotency is None else self.find_idempotent(task.user_id, *idempotency)
+        if first is None:
+            raise error
+        return Admitted(first, False)
 
     def _admit_in(
         self,

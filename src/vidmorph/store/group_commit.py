@@ -12,7 +12,9 @@ batch and runs each in its own SAVEPOINT inside a single BEGIN IMMEDIATE ... COM
 - callers hear their result only once the batch has committed: nothing is reported done that
   could still be lost; a failed COMMIT runs the batch's pieces again one transaction each, so
   one bad piece cannot fail the rest;
-- a lone piece starts at once (no timer): batches form only while the writer is busy.
+- a lone piece starts at once (no timer): batches form only while the writer is busy;
+- a coroutine awaits its piece (`run_async`) without blocking its event loop, and a batch wakes
+  each loop once for all of that loop's pieces in it.
 
 PostgreSQL locks rows, not the database, so its transactions run concurrently as they are:
 there `run` is a plain write transaction in the caller's thread. (Grouping them would hold
@@ -22,6 +24,8 @@ processes' batches could deadlock on each other.)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
+#: a thread's Future (`run`) or a coroutine's (`run_async`)
+Waiter = Future[Any] | asyncio.Future[Any]
 
 #: the most pieces of work one transaction takes (a bound on how long it holds the lock)
 MAX_BATCH = 64
@@ -50,7 +56,7 @@ class GroupCommit:
     def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[Work, Future[Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Work, Waiter] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -64,16 +70,29 @@ class GroupCommit:
         exception, raised here, rolls back its own writes only."""
         if self._db.is_sqlite:
             future: Future[T] = Future()
-            # Under the lock that `close` takes: no work is queued behind the writer's stop.
-            with self._lock:
-                queued = not self._closed
-                if queued:
-                    self._start_writer()
-                    self._queue.put((work, future))
-            if queued:
+            if self._put(work, future):
                 return future.result()
         with self._db.write() as conn:
             return work(conn)
+
+    async def run_async(self, work: Callable[[Connection], T]) -> T:
+        """`run` for a coroutine: it waits for the commit without blocking its event loop.
+        On PostgreSQL (and after `close`) the transaction runs in a worker thread."""
+        if self._db.is_sqlite:
+            future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            if self._put(work, future):
+                return await future
+        return await asyncio.to_thread(self.run, work)
+
+    def _put(self, work: Work, waiter: Waiter) -> bool:
+        """Queue `work` for the writer; False once closed. Under the lock that `close` takes,
+        so no work is queued behind the writer's stop."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._start_writer()
+            self._queue.put((work, waiter))
+            return True
 
     def close(self) -> None:
         """Finish the work queued so far and stop the writer; later work runs inline."""
@@ -113,7 +132,7 @@ class GroupCommit:
             if stop:
                 return
 
-    def _run_batch(self, batch: list[tuple[Work, Future[Any]]]) -> None:
+    def _run_batch(self, batch: list[tuple[Work, Waiter]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with self._db.write() as conn:
@@ -127,21 +146,17 @@ class GroupCommit:
             return
         self.batches += 1
         self.pieces += len(batch)
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        pairs = zip(batch, outcomes, strict=True)
+        _deliver([(waiter, ok, value) for (_, waiter), (ok, value) in pairs])
 
-    def _one_by_one(self, batch: list[tuple[Work, Future[Any]]]) -> None:
-        for work, future in batch:
+    def _one_by_one(self, batch: list[tuple[Work, Waiter]]) -> None:
+        for work, waiter in batch:
             try:
                 with self._db.write() as conn:
-                    value = work(conn)
+                    outcome = (waiter, True, work(conn))
             except BaseException as error:
-                future.set_exception(error)
-            else:
-                future.set_result(value)
+                outcome = (waiter, False, error)
+            _deliver([outcome])
 
 
 def _in_savepoint(raw: Any, conn: Connection, work: Work) -> tuple[bool, Any]:
@@ -155,3 +170,28 @@ def _in_savepoint(raw: Any, conn: Connection, work: Work) -> tuple[bool, Any]:
         return False, error
     raw.execute("RELEASE piece")
     return True, value
+
+
+def _deliver(outcomes: list[tuple[Waiter, bool, Any]]) -> None:
+    """Hand each waiter its result or exception: a thread's directly, a coroutine's in its own
+    loop, one wake-up per loop for all of its waiters."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Waiter, bool, Any]]] = {}
+    for outcome in outcomes:
+        waiter = outcome[0]
+        if isinstance(waiter, asyncio.Future):
+            by_loop.setdefault(waiter.get_loop(), []).append(outcome)
+        else:
+            _settle([outcome])
+    for loop, theirs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, theirs)
+
+
+def _settle(outcomes: list[tuple[Waiter, bool, Any]]) -> None:
+    for waiter, ok, value in outcomes:
+        if waiter.done():  # a coroutine cancelled while it waited (its work still ran)
+            continue
+        if ok:
+            waiter.set_result(value)
+        else:
+            waiter.set_exception(value)
