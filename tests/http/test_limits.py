@@ -124,6 +124,41 @@ def test_a_stalled_upload_gets_408_and_leaves_no_temp_file(live: LiveServer) -> 
     sock.close()
 
 
+def _create_head(live: LiveServer, length: int) -> bytes:
+    return (
+        b"POST /v1/runwayml/gen3/video HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {live.token}\r\nContent-Type: application/json\r\n".encode()
+        + f"Content-Length: {length}\r\n\r\n".encode()
+    )
+
+
+def test_a_json_body_that_stalls_gets_408_and_admits_nothing(live: LiveServer) -> None:
+    body = json.dumps({"assetId": "user:1-a@b.c-asset-x", "text_prompt": "a street"}).encode()
+    sock = connect(live)
+    sock.sendall(_create_head(live, len(body)) + body[:10])
+    t0 = time.monotonic()
+    status, _, answer = read_response(sock)
+    assert status == 408, answer
+    assert json.loads(answer)["error"].startswith("The request body stalled")
+    assert 0.9 < time.monotonic() - t0 < 5
+    sock.close()
+
+
+def test_a_json_body_that_trickles_within_the_timeout_is_read_whole(live: LiveServer) -> None:
+    """The body timeout bounds each wait for the next chunk, not the whole body: four pieces
+    0.6 s apart take longer than the 1 s timeout and still make a request."""
+    body = json.dumps({"assetId": "user:1-a@b.c-asset-x", "text_prompt": "a street"}).encode()
+    sock = connect(live)
+    sock.sendall(_create_head(live, len(body)))
+    step = len(body) // 4 + 1
+    for start in range(0, len(body), step):
+        time.sleep(0.6)
+        sock.sendall(body[start : start + step])
+    status, _, answer = read_response(sock)
+    assert status == 404, answer  # read whole and parsed: the asset does not exist
+    sock.close()
+
+
 def test_a_json_body_past_its_cap_gets_413(live: LiveServer) -> None:
     resp = live.client.post(
         f"{live.api}/gen3/video", json={"assetId": "x", "text_prompt": "p" * 10_000}

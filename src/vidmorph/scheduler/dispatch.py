@@ -14,6 +14,9 @@ class Dispatcher(Protocol):
 
     #: whether this process runs tasks itself (and so loads an engine)
     runs_tasks: bool
+    #: whether `submit` only queues in this process (no broker to reach: an event loop may
+    #: call it)
+    submits_in_process: bool
 
     def submit(self, task_id: str, priority: int, engine: str) -> None: ...
 

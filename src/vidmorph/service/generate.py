@@ -26,7 +26,6 @@ from vidmorph.domain.models import (
     task_error,
 )
 from vidmorph.domain.states import TaskStatus
-from vidmorph.engines.base import Estimating
 from vidmorph.moderation.moderator import ModerationFlag
 from vidmorph.service import assets as asset_service
 from vidmorph.service import fleet, notify
@@ -107,7 +106,7 @@ async def create_async(
 
     async def admit() -> tuple[Task, Asset, Account | None]:
         admitted = await ctx.tasks.admit_async(checked.task, **checked.admission(ctx, False))
-        if ctx.dispatcher is None or ctx.dispatcher.runs_tasks:  # a queue in this process
+        if ctx.dispatcher is None or ctx.dispatcher.submits_in_process:
             return _dispatched(ctx, admitted, checked.asset)
         return await asyncio.to_thread(_dispatched, ctx, admitted, checked.asset)
 
@@ -240,7 +239,9 @@ def _preflight(ctx: AppContext, task: Task, asset: Asset) -> None:
     """Refuse (RequestTooLarge, 400) a job the engine says cannot fit, before it is queued."""
     name = ctx.engine_name(task.task_type)
     engine = ctx.estimator(name)
-    if not isinstance(engine, Estimating):
+    # What isinstance(engine, Estimating) tests, without a runtime Protocol check's cost.
+    check_fits = getattr(engine, "check_fits", None)
+    if check_fits is None:
         return
     p = task.params
     duration_s = asset.meta.duration_s if asset.meta and asset.meta.duration_s else p.seconds
@@ -249,9 +250,7 @@ def _preflight(ctx: AppContext, task: Task, asset: Asset) -> None:
     if ctx.dispatcher is not None and not ctx.dispatcher.runs_tasks:
         # The engine runs on other machines: the most memory any of its live workers has.
         budget = fleet.memory_budget_bytes(ctx, name)
-    engine.check_fits(
-        num_frames, p.height, p.width, p.structure_transformation / 10, budget_bytes=budget
-    )
+    check_fits(num_frames, p.height, p.width, p.structure_transformation / 10, budget_bytes=budget)
 
 
 def _fail_moderated(

@@ -102,6 +102,7 @@ class CeleryDispatcher:
     """API side: publishes task ids to the engine's queue; runs no engine itself."""
 
     runs_tasks = False
+    submits_in_process = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -23,6 +23,7 @@ class InProcessDispatcher:
         self.ctx = ctx
         self.workers = workers
         self.runs_tasks = workers > 0
+        self.submits_in_process = True
         #: identifies this process's leases; a restarted process gets a new one
         self.owner = worker_id("inprocess")
         self._queue: queue.PriorityQueue[tuple[int, int, str]] = queue.PriorityQueue()
