@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Update, func, select, update
 
 from vidmorph.domain.states import TaskStatus
 from vidmorph.store.db import Database
-from vidmorph.store.prepared import arg
+from vidmorph.store.prepared import Prepared, arg
 from vidmorph.store.tables import counters, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES
 
@@ -72,6 +72,13 @@ class QueueFigures:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: the line's read, prepared (store.prepared): it runs over however long the queue is
+        self._line = Prepared(
+            select(tasks.c.status, tasks.c.priority, tasks.c.created_at, tasks.c.uuid).where(
+                tasks.c.status.in_(IN_FLIGHT_VALUES)
+            ),
+            db.engine.dialect,
+        )
         self._snapshot: LineSnapshot | None = None
         self._expires = 0.0
         #: bumped by each local change; a background read begun before it is not installed
@@ -136,15 +143,13 @@ class QueueFigures:
         self._dirty = True
 
     def _read(self) -> LineSnapshot:
-        query = select(tasks.c.status, tasks.c.priority, tasks.c.created_at, tasks.c.uuid).where(
-            tasks.c.status.in_(IN_FLIGHT_VALUES)
+        with self.db.raw_read() as raw:
+            rows = self._line.raw_rows(raw)
+        pending = TaskStatus.PENDING.value
+        line: list[tuple[int, datetime, str]] = sorted(
+            tuple(self._line.convert(row)[1:]) for row in rows if row[0] == pending
         )
-        with self.db.read() as conn:
-            rows = conn.execute(query).all()
-        pending = sorted(
-            (r.priority, r.created_at, r.uuid) for r in rows if r.status == TaskStatus.PENDING
-        )
-        return LineSnapshot(pending, len(rows) - len(pending))
+        return LineSnapshot(line, len(rows) - len(line))
 
     def reconcile(self) -> tuple[int, int]:
         """Set the in-flight counter to the real count; (was, is). The counter row is locked

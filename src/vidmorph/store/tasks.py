@@ -55,6 +55,14 @@ def _view_sql() -> Select[Any]:
     )
 
 
+def _pending_waits_sql() -> Select[Any]:
+    return (
+        select(tasks.c.uuid, tasks.c.priority, tasks.c.task_type, tasks.c.updated_at)
+        .where(tasks.c.status == TaskStatus.PENDING.value)
+        .order_by(tasks.c.priority, tasks.c.created_at)
+    )
+
+
 def _owned(row: tuple[Any, ...] | None, user_id: int) -> tuple[Any, ...] | None:
     """The row if it is the user's task: another user's is as good as absent (a 404)."""
     return row if row is not None and row[_USER] == user_id else None
@@ -65,7 +73,13 @@ class TaskStore(TaskAdmission, TaskTransitions):
         self.db = db
         self.queue = QueueFigures(db)
         self.sql = Statements(
-            db.engine.dialect, {"view": _view_sql, "view_many": _view_many_sql, **ADMISSION_SQL}
+            db.engine.dialect,
+            {
+                "view": _view_sql,
+                "view_many": _view_many_sql,
+                "pending_waits": _pending_waits_sql,
+                **ADMISSION_SQL,
+            },
         )
         self._polls = None
         if db.async_reads is not None:
@@ -152,13 +166,9 @@ class TaskStore(TaskAdmission, TaskTransitions):
         """(uuid, priority, task type, last change) of each PENDING task, in queue order: what
         the sweeper offers the dispatcher again, read without building whole tasks (the sweep
         runs every few seconds over however long the queue is)."""
-        query = (
-            select(tasks.c.uuid, tasks.c.priority, tasks.c.task_type, tasks.c.updated_at)
-            .where(tasks.c.status == TaskStatus.PENDING.value)
-            .order_by(tasks.c.priority, tasks.c.created_at)
-        )
-        with self.db.read() as conn:
-            return [(r.uuid, r.priority, r.task_type, r.updated_at) for r in conn.execute(query)]
+        statement = self.sql["pending_waits"]
+        with self.db.raw_read() as raw:
+            return [tuple(statement.convert(row)) for row in statement.raw_rows(raw)]
 
     def place_in_line(self, task: Task) -> int:
         """1 for the next PENDING task to start, 2 for the one after it, and so on (from the
