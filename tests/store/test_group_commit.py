@@ -1,9 +1,11 @@
 """store.group_commit on a real SQLite file: pieces of write work from many threads share a
 transaction, a failing piece undoes only its own writes, a failed COMMIT falls back to one
-transaction each, and admissions that raced in one batch still respect maxJobs."""
+transaction each, admissions that raced in one batch still respect maxJobs, and a coroutine
+awaits its piece without blocking its event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -143,3 +145,98 @@ def test_after_close_work_runs_in_the_callers_own_transaction(db: Database) -> N
     assert db.group.run(lambda conn: seen.append(threading.current_thread().name) or 1) == 1
     assert seen == [threading.current_thread().name]
     assert _notes(db) == {"early"}
+
+
+def _held(db: Database) -> tuple[threading.Event, threading.Event, Any]:
+    """The writer held inside a first piece: (entered, release, that piece's Future)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(conn: Connection) -> str:
+        entered.set()
+        release.wait(10)
+        return "held"
+
+    pool = ThreadPoolExecutor(1)
+    first = pool.submit(db.group.run, hold)
+    pool.shutdown(wait=False)
+    assert entered.wait(10)
+    return entered, release, first
+
+
+def test_coroutines_await_their_pieces_without_blocking_the_loop(db: Database) -> None:
+    """Coroutines of one loop queued behind a held piece share the next batch: each gets its
+    own result or exception, the loop keeps running meanwhile, and the batch wakes the loop
+    once for all of them."""
+    _, release, first = _held(db)
+    loop = asyncio.new_event_loop()
+    wakes = 0
+    wake = loop.call_soon_threadsafe
+
+    def counted(*args: Any) -> Any:
+        nonlocal wakes
+        wakes += 1
+        return wake(*args)
+
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+
+    def fail(conn: Connection) -> None:
+        raise errors.QueueFull()
+
+    async def main() -> list[Any]:
+        pieces = [db.group.run_async(_note(f"c{i}")) for i in range(5)]
+        pieces.append(db.group.run_async(fail))
+        waiting = asyncio.gather(*pieces, return_exceptions=True)
+        ticks = 0
+        while db.group._queue.qsize() < 6:
+            await asyncio.sleep(0.005)
+        for _ in range(10):  # the loop runs while the writer is held
+            await asyncio.sleep(0.001)
+            ticks += 1
+        assert ticks == 10 and not waiting.done()
+        release.set()
+        return await waiting
+
+    try:
+        outcomes = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert first.result(10) == "held"
+    assert outcomes[:5] == [f"c{i}" for i in range(5)]
+    assert isinstance(outcomes[5], errors.QueueFull)
+    assert _notes(db) == {f"c{i}" for i in range(5)}
+    assert (db.group.batches, db.group.pieces) == (2, 7)
+    assert wakes == 1
+
+
+def test_a_coroutine_cancelled_while_it_waits_still_has_its_piece_committed(db: Database) -> None:
+    _, release, first = _held(db)
+
+    async def main() -> None:
+        waiting = asyncio.ensure_future(db.group.run_async(_note("cancelled")))
+        while db.group._queue.qsize() < 1:
+            await asyncio.sleep(0.005)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        release.set()
+        # The writer settles the cancelled waiter without raising, and keeps serving.
+        assert await db.group.run_async(_note("after")) == "after"
+
+    asyncio.run(main())
+    assert first.result(10) == "held"
+    assert _notes(db) == {"cancelled", "after"}
+
+
+def test_after_close_a_coroutines_piece_runs_in_a_thread_not_the_loop(db: Database) -> None:
+    db.group.close()
+    seen: list[str] = []
+
+    async def main() -> int:
+        def work(conn: Connection) -> int:
+            seen.append(threading.current_thread().name)
+            return 1
+
+        return await db.group.run_async(work)
+
+    assert asyncio.run(main()) == 1
+    assert seen and seen[0] != threading.current_thread().name
