@@ -2,8 +2,10 @@
 
 Measured with wrk (Debian's package `wrk`), 32 keep-alive connections, in one run:
 
-- GET /healthz of `vidmorph serve` and of a one-route FastAPI app under the same uvicorn
+- GET /healthz of `vidmorph serve` and of a bare FastAPI app under the same uvicorn
   settings (`bench/bare_app.py`);
+- POST /gen3/video of that bare app: a pydantic body and an answer of the task's shape, no
+  service work (the framework's own cost of a create);
 - GET /tasks/{taskId} of a PENDING task, and POST /gen3/video, on SQLite and on PostgreSQL;
 - on PostgreSQL, POST throughput of `vidmorph serve --processes 2` against `--processes 1`.
 
@@ -270,7 +272,13 @@ def database_url(kind: str, work: Path) -> Iterator[str]:
 
 def run_db(kind: str, work: Path, rounds: int, seconds: float, conns: int, video: Path) -> None:
     (work / kind).mkdir(exist_ok=True)
-    res: dict[str, list[dict[str, float]]] = {"healthz": [], "bare": [], "get": [], "post": []}
+    res: dict[str, list[dict[str, float]]] = {
+        "healthz": [],
+        "bare": [],
+        "get": [],
+        "post": [],
+        "bare_post": [],
+    }
     with database_url(kind, work) as db_url:
         db = Database(db_url)
         with serve(work / kind, db_url) as base, bare_app(work / kind) as bare:
@@ -280,6 +288,7 @@ def run_db(kind: str, work: Path, rounds: int, seconds: float, conns: int, video
                 "bare": lambda: wrk(f"{bare}/healthz", seconds, conns),
                 "get": lambda: get_phase(db, base, asset_uuid, seconds, conns),
                 "post": lambda: post_phase(db, base, asset_uuid, seconds, conns, work),
+                "bare_post": lambda: bare_post_phase(bare, seconds, conns, work),
             }
             for r in range(rounds):
                 for name in list(phases) if r % 2 == 0 else list(reversed(phases)):
@@ -323,6 +332,13 @@ def post_phase(
     return wrk(f"{base}{API}/gen3/video", seconds, conns, post_script(work / "post.lua", ids))
 
 
+def bare_post_phase(bare: str, seconds: float, conns: int, work: Path) -> dict[str, float]:
+    """The same POSTs (bodies of the same shape) to the bare app's route: the framework's own
+    cost of a create's exchange."""
+    ids = [f"user:1-bench{i}@bench.local-asset:{new_uuid()}" for i in range(ACCOUNTS_PER_PHASE)]
+    return wrk(f"{bare}{API}/gen3/video", seconds, conns, post_script(work / "bare.lua", ids))
+
+
 def report(kind: str, res: dict[str, list[dict[str, float]]], counts: dict[str, float]) -> None:
     health = [r["rps"] for r in res["healthz"]]
     print(f"\n## {kind}: medians (ranges) of {len(health)} rounds")
@@ -333,6 +349,7 @@ def report(kind: str, res: dict[str, list[dict[str, float]]], counts: dict[str, 
         "healthz": "GET /healthz",
         "get": "GET /tasks/{taskId} (PENDING)",
         "post": "POST /gen3/video",
+        "bare_post": "POST /gen3/video, bare FastAPI route",
     }
     stmts = {}
     if counts:
@@ -349,6 +366,10 @@ def report(kind: str, res: dict[str, list[dict[str, float]]], counts: dict[str, 
     bare = [r["rps"] for r in res["bare"]]
     ratios = [a / b for a, b in zip(health, bare, strict=True)]
     print(f"/healthz against bare FastAPI: {summary(ratios, '{:.2f}')}")
+    posts = [r["rps"] for r in res["post"]]
+    bare_posts = [r["rps"] for r in res["bare_post"]]
+    ratios = [a / b for a, b in zip(posts, bare_posts, strict=True)]
+    print(f"POST /gen3/video against the bare FastAPI route: {summary(ratios, '{:.2f}')}")
 
 
 def run_processes(work: Path, rounds: int, seconds: float, conns: int, video: Path) -> None:
