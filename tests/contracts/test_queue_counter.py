@@ -54,6 +54,23 @@ def test_a_full_queue_refuses_and_rolls_back_the_credits(db: Database, tasks: Ta
     assert tasks.queue.depth() == 1 == real_in_flight(db)
 
 
+def test_without_its_counter_row_the_queue_refuses_and_writes_nothing(
+    db: Database, tasks: TaskStore
+) -> None:
+    """No row to take a slot from is a full queue, never an admission left uncounted (on
+    PostgreSQL the slot's statement goes with the COMMIT, so it must fail, not change nothing)."""
+    with db.write() as conn:
+        conn.execute(text("DELETE FROM counters"))
+    with pytest.raises(errors.QueueFull):
+        tasks.admit(new_task(credits=5), max_jobs=3, max_queue_depth=10)
+    account = AccountStore(db).get(1, EMAIL)
+    assert account is not None and account.credits_used == 0
+    assert real_in_flight(db) == 0
+    tasks.queue.reconcile()  # the sweeper's repair puts the row back
+    assert admit(tasks, new_task(credits=5))[1]
+    assert tasks.queue.depth() == 1 == real_in_flight(db)
+
+
 def test_racing_admissions_and_cancels_keep_the_counter_exact(
     db: Database, tasks: TaskStore
 ) -> None:

@@ -160,6 +160,24 @@ class Prepared:
         found = self.values_or_none(conn, **values)
         return None if found is None else found[0]
 
+    def run_then_commit(self, conn: Connection, **values: Any) -> None:
+        """Run the statement and COMMIT `conn`'s transaction in one round trip (psycopg's
+        pipeline mode): the server commits right after the statement, without waiting for
+        this client to read its result and send the COMMIT, so the locks the statement took
+        are held only for the server's own commit. An error in either is raised as SQLAlchemy
+        would raise it, and the transaction is rolled back. PostgreSQL only; the caller's
+        `with db.write()` then finds the transaction committed and has nothing more to do."""
+        raw: Any = conn.connection.dbapi_connection
+        params = self._params(values)
+        try:
+            with raw.pipeline(), raw.cursor() as cursor:
+                cursor.execute(self.sql, params)
+                raw.commit()
+        except self._dialect.loaded_dbapi.Error as error:
+            raise DBAPIError.instance(
+                self.sql, params, error, self._dialect.loaded_dbapi.Error
+            ) from error
+
     def rowcount(self, conn: Connection | Any, **values: Any) -> int:
         """Run a statement that returns no rows; how many rows it changed."""
         cursor = self._cursor(conn, values)

@@ -21,8 +21,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Update, func, select, update
+from sqlalchemy import Connection, Select, Update, func, literal, select, update
 
 from vidmorph.domain.states import TaskStatus
 from vidmorph.store.db import Database
@@ -47,6 +48,14 @@ def take_slot_sql() -> Update:
         .where(_in_flight, counters.c.value < arg("p_max"))
         .values(value=counters.c.value + 1)
     )
+
+
+def take_slot_or_fail_sql() -> Select[Any]:
+    """`take_slot_sql` that fails instead of changing no row: a division by zero when the queue
+    is full (or the counter row is missing), so the COMMIT sent right behind it, in the same
+    round trip, rolls the admission back (PostgreSQL's admission, store.admission)."""
+    slot = take_slot_sql().returning(literal(1)).cte("slot")
+    return select(literal(1) / select(func.count()).select_from(slot).scalar_subquery())
 
 
 def release_slot(conn: Connection) -> None:
