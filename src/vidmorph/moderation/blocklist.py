@@ -47,6 +47,8 @@ _HOMOGLYPHS = str.maketrans(
     {"а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y", "і": "i", "ѕ": "s",
      "к": "k", "м": "m", "т": "t", "н": "h", "в": "b", "ο": "o", "α": "a", "ε": "e", "ι": "i"}
 )  # fmt: skip
+# What leetspeak reading can change: without any of these, it reads as the plain text.
+_LEET_PRONE = re.compile(r"[013457@$!]")
 _APOSTROPHES = re.compile(r"['’‘`´]")
 _WORD = re.compile(r"[^\W_]+")
 # Numbers and dates keep their digits: "1515" is a year, not "isis" in leetspeak.
@@ -71,12 +73,24 @@ _AGE_WITH_UNIT = re.compile(r"(\d{1,2})(?:yo|yr|yrs|y)")
 
 def tokenise(text: str, *, leet: bool = False) -> list[str]:
     """Casefolded, accent-free word tokens; with `leet`, "k1ll" and "@$$" read as letters."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    folded = _APOSTROPHES.sub("", folded.translate(_HOMOGLYPHS))
+    return _tokens(_folded(text), leet)
+
+
+def _folded(text: str) -> str:
+    """Casefolded, accents and look-alike letters undone, apostrophes dropped."""
+    if text.isascii():  # most prompts: no accents or look-alikes, and casefold() is lower()
+        folded = text.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", text)
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+        folded = folded.translate(_HOMOGLYPHS)
+    return _APOSTROPHES.sub("", folded)
+
+
+def _tokens(folded: str, leet: bool) -> list[str]:
     tokens: list[str] = []
     for chunk in folded.split():
-        if leet and not _NUMERIC_CHUNK.fullmatch(chunk):
+        if leet and _LEET_PRONE.search(chunk) and not _NUMERIC_CHUNK.fullmatch(chunk):
             chunk = _INNER_BANG.sub("i", chunk).translate(_LEET)
         tokens.extend(_WORD.findall(chunk))
     return _join_spelled_out(tokens)
@@ -188,11 +202,17 @@ class Blocklist:
     def examine(self, text: str) -> tuple[BlocklistMatch | None, list[str]]:
         """`match` and `screened_texts` at once: each reading of `text` is tokenised and
         scanned for entries once (a moderation check needs both, and this is most of it)."""
-        readings = []
-        for leet in (False, True):
-            tokens = tokenise(text, leet=leet)
+        folded = _folded(text)
+        readings: list[_Reading] = []
+        for leet in (False, True) if _LEET_PRONE.search(folded) else (False,):
+            tokens = _tokens(folded, leet)
+            if readings and tokens == readings[0].tokens:  # nothing read as leetspeak
+                readings.append(readings[0])
+                continue
             spans = self._all_spans(tokens)
             readings.append(_Reading(tokens, spans, _allowed(spans)))
+        if len(readings) == 1:
+            readings.append(readings[0])
         return self._gravest(readings), _screened(readings)
 
     def _gravest(self, readings: list[_Reading]) -> BlocklistMatch | None:
