@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Label, Table
 from sqlalchemy.sql import FromClause
 
-from vidmorph.store.prepared import Record
+from vidmorph.store.prepared import Record, record_type
 
 
 def prefixed(table: Table | FromClause, prefix: str) -> list[Label[Any]]:
@@ -29,14 +29,17 @@ def split(values: Sequence[Any], tables: Sequence[Table]) -> list[Record | None]
     parts: list[Record | None] = []
     start = 0
     for table in tables:
-        names, key = _layout(table)
-        part = Record(zip(names, values[start : start + len(names)], strict=True))
-        start += len(names)
+        row_type, width, key = _layout(table)
+        part = row_type._make(values[start : start + width])
+        start += width
         parts.append(None if part[key] is None else part)
     return parts
 
 
 @cache
-def _layout(table: Table) -> tuple[list[str], str]:
-    """The table's column names in order, and the first column of its primary key."""
-    return [c.name for c in table.c], next(iter(table.primary_key.columns)).name
+def _layout(table: Table) -> tuple[Any, int, int]:
+    """The table's row type (its columns in order), their number, and the position of the
+    first column of its primary key."""
+    names = [c.name for c in table.c]
+    key = next(iter(table.primary_key.columns)).name
+    return record_type(f"{table.name}_row", names), len(names), names.index(key)

@@ -10,7 +10,8 @@ send and return, for SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, Connection, bindparam
@@ -31,16 +32,15 @@ def arg(name: str, type_: Any = None) -> BindParameter[Any]:
     return bindparam(name, None, type_=type_)
 
 
-class Record(dict[str, Any]):
-    """A result row: columns by name, as attributes too (what `to_task` and friends read)."""
+#: a result row with its columns as attributes (what `to_task` and friends read): a named
+#: tuple, whose attributes cost a fraction of a dict's __getattr__
+Record = Any
 
-    __slots__ = ()
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+def record_type(name: str, columns: Sequence[str]) -> Any:
+    """The named tuple type of rows with these columns (one without a usable name, such as
+    an unlabelled expression's, is reachable by position only)."""
+    return namedtuple(name, [str(c) for c in columns], rename=True)
 
 
 class Prepared:
@@ -62,6 +62,7 @@ class Prepared:
         # A SELECT's columns, or a DML statement's RETURNING ones (none without RETURNING).
         selected = list(getattr(statement, "exported_columns", ()))
         self._names = [c.key for c in selected]
+        self._record: Any = record_type("Row", self._names)
         self._dialect = dialect
         self._types = [c.type.dialect_impl(dialect) for c in selected]
         #: (column index, converter) where a column needs one; made at the first run, from the
@@ -128,7 +129,7 @@ class Prepared:
 
     def one_or_none(self, conn: Connection | Any, **values: Any) -> Record | None:
         found = self.values_or_none(conn, **values)
-        return None if found is None else Record(zip(self._names, found, strict=True))
+        return None if found is None else self._record._make(found)
 
     def raw_rows(self, conn: Connection | Any, **values: Any) -> list[tuple[Any, ...]]:
         """Every row as the driver returned it (see `raw_or_none`)."""
