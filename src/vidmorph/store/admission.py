@@ -33,7 +33,7 @@ from vidmorph import errors
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.ids import format_id
 from vidmorph.domain.models import Account, Task
-from vidmorph.domain.states import TAKES_A_SLOT, TaskStatus
+from vidmorph.domain.states import TaskStatus
 from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
 from vidmorph.store.prepared import Statements, arg
@@ -51,7 +51,6 @@ class Admitted(NamedTuple):
 
 
 _TASK_COLUMNS = [c.name for c in tasks.c]
-_SLOT_VALUES = [s.value for s in TAKES_A_SLOT]
 _who = (accounts.c.user_id == arg("p_user")) & (accounts.c.email == arg("p_email"))
 
 #: the admission's statements, prepared once (store.prepared): this is the hottest write path
@@ -188,52 +187,6 @@ class TaskAdmission:
                 raise errors.QueueFull() from None
         return Admitted(task, True, to_account(row))
 
-    def promote_throttled(self, user_id: int, email: str) -> list[str]:
-        """THROTTLED -> PENDING, oldest first, for as many tasks as the account has free
-        maxJobs slots; the uuids moved. Under the account's lock, as admission counts; a
-        read first, so an account with none waiting (useapi's only) costs no write."""
-        mine = (tasks.c.user_id == user_id) & (tasks.c.email == email)
-        throttled = tasks.c.status == TaskStatus.THROTTLED.value
-        with self.db.read() as conn:
-            if conn.execute(select(tasks.c.uuid).where(mine, throttled).limit(1)).first() is None:
-                return []
-        with self.db.write() as conn:
-            account = _lock_account(conn, user_id, email)
-            active = conn.execute(
-                select(func.count()).where(mine, tasks.c.status.in_(_SLOT_VALUES))
-            ).scalar_one()
-            free = account.max_jobs - active
-            if free <= 0:
-                return []
-            waiting = conn.execute(
-                select(tasks.c.uuid)
-                .where(mine, tasks.c.status == TaskStatus.THROTTLED.value)
-                .order_by(tasks.c.created_at, tasks.c.uuid)
-                .limit(free)
-            ).scalars()
-            now, moved = utcnow(), []
-            for uuid in list(waiting):
-                done = conn.execute(
-                    update(tasks)
-                    .where(tasks.c.uuid == uuid, tasks.c.status == TaskStatus.THROTTLED.value)
-                    .values(status=TaskStatus.PENDING.value, updated_at=now)
-                )
-                if done.rowcount == 1:
-                    moved.append(uuid)
-        if moved:
-            self.queue.invalidate()
-        return moved
-
-    def throttled_accounts(self) -> list[tuple[int, str]]:
-        """(user, email) of every account with a THROTTLED task."""
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(tasks.c.user_id, tasks.c.email)
-                .where(tasks.c.status == TaskStatus.THROTTLED.value)
-                .distinct()
-            ).all()
-        return [(r.user_id, r.email) for r in rows]
-
     def add_moderated(
         self,
         task: Task,
@@ -262,7 +215,7 @@ class TaskAdmission:
         idempotency: tuple[str, str] | None,
     ) -> bool:
         with self.db.write() as conn:
-            _lock_account(conn, task.user_id, task.email)
+            lock_account(conn, task.user_id, task.email)
             values = task_values(task)
             if idempotency is not None:
                 if _by_idempotency(conn, task.user_id, *idempotency) is not None:
@@ -306,7 +259,9 @@ class TaskAdmission:
             return _by_idempotency(conn, user_id, key, request_hash)
 
 
-def _lock_account(conn: Connection, user_id: int, email: str) -> Row[Any]:
+def lock_account(conn: Connection, user_id: int, email: str) -> Row[Any]:
+    """The account's row, locked until `conn` commits (NotFound without one): what admission's
+    other writers (moderated tasks, store.throttle's promotions) count under."""
     row = conn.execute(
         select(accounts)
         .where(accounts.c.user_id == user_id, accounts.c.email == email)

@@ -22,6 +22,7 @@ from vidmorph.store.prepared import Statements, arg
 from vidmorph.store.queue import LineSnapshot, QueueFigures
 from vidmorph.store.tables import accounts, assets, deliveries, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES, artifacts_of, task_artifacts, to_task
+from vidmorph.store.throttle import TaskThrottle
 from vidmorph.store.transitions import TaskTransitions
 
 _source = assets.alias("source")
@@ -68,7 +69,7 @@ def _owned(row: tuple[Any, ...] | None, user_id: int) -> tuple[Any, ...] | None:
     return row if row is not None and row[_USER] == user_id else None
 
 
-class TaskStore(TaskAdmission, TaskTransitions):
+class TaskStore(TaskAdmission, TaskThrottle, TaskTransitions):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.queue = QueueFigures(db)
