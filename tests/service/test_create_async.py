@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,3 +56,27 @@ def test_a_create_cancelled_while_it_waits_for_the_commit_still_runs_its_task(
         assert len(listed) == 1
         done = live.wait_task(listed[0]["taskId"], {"SUCCEEDED", "FAILED"}, timeout_s=60)
         assert done["status"] == "SUCCEEDED", done
+
+
+def test_a_create_in_the_event_loop_never_waits_on_an_engines_load(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """`engine()` holds the engine lock across a model's load (minutes for a diffusion model).
+    A create whose estimator is made already does not take that lock, and the first create,
+    which must make it, waits in a thread: the event loop keeps answering meanwhile."""
+    with start_server(make_settings(workers=0)) as live:
+        asset = live.upload_video(tmp_path, seconds=1, size=(64, 48))
+        body = {"assetId": asset["assetId"], "text_prompt": "the street at night"}
+        name = live.ctx.engine_name("gen3a")
+        assert not live.ctx.has_estimator(name)
+        with ThreadPoolExecutor(1) as pool:
+            with live.ctx._engine_lock:  # as if a worker were loading a model
+                first = pool.submit(live.create, body)
+                time.sleep(0.3)
+                assert not first.done()  # it waits for the lock, in a thread
+                assert live.client.get(f"{live.base_url}/healthz", timeout=2).status_code == 200
+            assert first.result(10).status_code == 200
+        assert live.ctx.has_estimator(name)
+        with live.ctx._engine_lock:
+            second = live.client.post(f"{live.api}/gen3/video", json=body, timeout=5)
+        assert second.status_code == 200, second.text

@@ -79,12 +79,22 @@ class AppContext:
         """Engine `name` for pre-flight estimates: the loaded one if this process runs tasks,
         otherwise one created without weights (an API-only node never loads a model)."""
         name = name or self.settings.engine
+        # First without the lock, which `engine()` holds across a model's load (minutes for a
+        # diffusion model): an admission in the event loop must not wait on that.
+        made = self._engines.get(name) or self._estimators.get(name)
+        if made is not None:
+            return made
         with self._engine_lock:
             if name in self._engines:
                 return self._engines[name]
             if name not in self._estimators:
                 self._estimators[name] = self._make(name)
             return self._estimators[name]
+
+    def has_estimator(self, name: str) -> bool:
+        """Whether `estimator(name)` answers at once (made already: nothing to import or
+        construct, no lock to wait on)."""
+        return name in self._engines or name in self._estimators
 
     def _make(self, name: str) -> Engine | Upstream:
         """A new engine: `runway` hands tasks to a Runway-API server; the rest are frame

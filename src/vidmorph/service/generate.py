@@ -96,8 +96,13 @@ async def create_async(
     """`create` for a handler in the event loop, on SQLite: its reads are local-file reads
     (as a poll's), the admission's transaction is awaited (store.group_commit), and only what
     may wait on a lock or a network (a moderated task's write, a broker) goes to a thread.
-    What follows the commit runs even if the handler is cancelled meanwhile."""
-    checked = _check(ctx, user, req, task_type, idempotency_key)
+    What follows the commit runs even if the handler is cancelled meanwhile. The first create
+    for an engine runs its checks in a thread too: making the engine's estimator may import
+    a model's libraries (seconds)."""
+    if ctx.has_estimator(ctx.engine_name(task_type)):
+        checked = _check(ctx, user, req, task_type, idempotency_key)
+    else:
+        checked = await asyncio.to_thread(_check, ctx, user, req, task_type, idempotency_key)
     if not isinstance(checked, _Checked):
         return checked
     if checked.flag is not None:
