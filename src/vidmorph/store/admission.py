@@ -8,9 +8,8 @@ One short write transaction of four statements admits a task:
 3. `INSERT` the task (a repeated Idempotency-Key fails here, on the unique index);
 4. `UPDATE counters ... WHERE value < max`: the service-wide queue depth (store.queue), last,
    so the one row every admission touches is locked only until the commit. On PostgreSQL it
-   goes with the COMMIT in one round trip (`store.prepared.pipelined`, as do the insert before
-   it, and the reservation and the count), and a full queue makes it fail rather than change
-   nothing: were the COMMIT sent after its result came back, the
+   goes with the COMMIT in one round trip (`Prepared.run_then_commit`), and a full queue makes
+   it fail rather than change nothing: were the COMMIT sent after its result came back, the
    row would stay locked while the thread waited for the GIL to send it, and every other
    admission of every process would queue behind that wait (measured: most backends waiting
    on the row's lock while its holder sat "idle in transaction").
@@ -37,7 +36,7 @@ from vidmorph.domain.models import Account, Task
 from vidmorph.domain.states import TaskStatus
 from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
-from vidmorph.store.prepared import Statements, arg, pipelined
+from vidmorph.store.prepared import Statements, arg
 from vidmorph.store.queue import QueueFigures, take_slot_or_fail_sql, take_slot_sql
 from vidmorph.store.tables import accounts, moderation_events, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES, task_artifacts, task_values, to_task
@@ -160,25 +159,14 @@ class TaskAdmission:
         """The four statements, in `conn`'s write transaction (on SQLite, shared with other
         admissions: store.group_commit); a refusal raises."""
         sql, who = self.sql, {"p_user": task.user_id, "p_email": task.email}
-        reserve, busy, sqlite = sql["reserve"], sql["busy"], self.db.is_sqlite
-        in_flight = None
-        if sqlite:
-            row = reserve.one_or_none(conn, p_credits=task.credits, **who)
-        else:  # BEGIN, the reservation and the count in one round trip (store.prepared)
-            reserved, counted = pipelined(
-                conn, [(reserve, {"p_credits": task.credits, **who}), (busy, who)]
-            )
-            row = reserve.record(reserved[0]) if reserved else None
-            in_flight = busy.convert(counted[0])[0]
+        row = sql["reserve"].one_or_none(conn, p_credits=task.credits, **who)
         if row is None:
             raise errors.NotFound(f"Account {task.email} not found.")
         if row.suspended:
             raise errors.AccountSuspended()
         if row.credits_used > row.num_plan_credits:
             raise errors.InsufficientCredits()
-        if in_flight is None:
-            in_flight = busy.scalar(conn, **who)
-        if in_flight >= max_jobs:
+        if sql["busy"].scalar(conn, **who) >= max_jobs:
             if not throttle:
                 raise errors.AccountBusy(task.email, max_jobs, _running_list(conn, task))
             task = replace(task, status=TaskStatus.THROTTLED)
@@ -186,19 +174,13 @@ class TaskAdmission:
         values.update(task_values(task))
         if idempotency is not None:
             values.update(idempotency_key=idempotency[0], request_hash=idempotency[1])
-        row_values = {f"p_{k}": v for k, v in values.items()}
-        if sqlite:  # the commit is GroupCommit's, shared with other admissions
-            sql["insert"].rowcount(conn, **row_values)
+        sql["insert"].rowcount(conn, **{f"p_{k}": v for k, v in values.items()})
+        if self.db.is_sqlite:  # the commit is GroupCommit's, shared with other admissions
             if not sql["take_slot"].rowcount(conn, p_max=max_queue_depth):
                 raise errors.QueueFull()
-        else:  # the insert, the slot and the COMMIT in one round trip
-            slot = sql["take_slot_or_fail"]
+        else:
             try:
-                pipelined(
-                    conn,
-                    [(sql["insert"], row_values), (slot, {"p_max": max_queue_depth})],
-                    commit=True,
-                )
+                sql["take_slot_or_fail"].run_then_commit(conn, p_max=max_queue_depth)
             except DataError as error:
                 if getattr(error.orig, "sqlstate", None) != _DIVISION_BY_ZERO:
                     raise

@@ -131,10 +131,6 @@ class Prepared:
         found = self.values_or_none(conn, **values)
         return None if found is None else self._record._make(found)
 
-    def record(self, raw: tuple[Any, ...]) -> Record:
-        """A raw row (`pipelined`, `raw_or_none`) as `one_or_none` returns it."""
-        return self._record._make(self.convert(raw))
-
     def raw_rows(self, conn: Connection | Any, **values: Any) -> list[tuple[Any, ...]]:
         """Every row as the driver returned it (see `raw_or_none`)."""
         cursor = self._cursor(conn, values)
@@ -165,6 +161,24 @@ class Prepared:
         found = self.values_or_none(conn, **values)
         return None if found is None else found[0]
 
+    def run_then_commit(self, conn: Connection, **values: Any) -> None:
+        """Run the statement and COMMIT `conn`'s transaction in one round trip (psycopg's
+        pipeline mode): the server commits right after the statement, without waiting for
+        this client to read its result and send the COMMIT, so the locks the statement took
+        are held only for the server's own commit. An error in either is raised as SQLAlchemy
+        would raise it, and the transaction is rolled back. PostgreSQL only; the caller's
+        `with db.write()` then finds the transaction committed and has nothing more to do."""
+        raw: Any = conn.connection.dbapi_connection
+        params = self._params(values)
+        try:
+            with raw.pipeline(), raw.cursor() as cursor:
+                cursor.execute(self.sql, params)
+                raw.commit()
+        except self._dialect.loaded_dbapi.Error as error:
+            raise DBAPIError.instance(
+                self.sql, params, error, self._dialect.loaded_dbapi.Error
+            ) from error
+
     def rowcount(self, conn: Connection | Any, **values: Any) -> int:
         """Run a statement that returns no rows; how many rows it changed."""
         cursor = self._cursor(conn, values)
@@ -186,42 +200,3 @@ class Statements:
         if prepared is None:
             prepared = self._ready[name] = Prepared(self._build[name](), self._dialect)
         return prepared
-
-
-def pipelined(
-    conn: Connection, runs: Sequence[tuple[Prepared, Mapping[str, Any]]], *, commit: bool = False
-) -> list[list[tuple[Any, ...]]]:
-    """Run prepared statements, and with `commit` the COMMIT of `conn`'s transaction, in one
-    round trip (psycopg's pipeline mode; PostgreSQL only); each statement's rows as the driver
-    returned them. The server runs them in order, each in a snapshot of its own as separate
-    statements are, without waiting for this client between them: so locks a statement takes
-    are not held across a client round trip (and its wait for the GIL) before the next one or
-    the COMMIT. The first error is raised as SQLAlchemy would raise it, the statements after it
-    do not run, and the transaction is rolled back. After `commit` the caller's
-    `with db.write()` finds the transaction committed and has nothing more to do."""
-    raw: Any = conn.connection.dbapi_connection
-    dialect = runs[0][0]._dialect
-    cursors: list[tuple[Prepared, Any]] = []
-    try:
-        with raw.pipeline() as pipeline:
-            for statement, values in runs:
-                cursor = raw.cursor()
-                cursors.append((statement, cursor))
-                cursor.execute(statement.sql, statement._params(values))
-            if commit:
-                raw.commit()
-            else:
-                pipeline.sync()
-            rows = []
-            for statement, cursor in cursors:
-                found = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
-                if found:
-                    statement._learn_types(cursor)
-                rows.append(found)
-            return rows
-    except dialect.loaded_dbapi.Error as error:
-        sql = "; ".join(statement.sql for statement, _ in runs)
-        raise DBAPIError.instance(sql, None, error, dialect.loaded_dbapi.Error) from error
-    finally:
-        for _, cursor in cursors:
-            cursor.close()
