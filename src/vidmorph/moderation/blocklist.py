@@ -203,17 +203,18 @@ class Blocklist:
         """`match` and `screened_texts` at once: each reading of `text` is tokenised and
         scanned for entries once (a moderation check needs both, and this is most of it)."""
         folded = _folded(text)
-        readings: list[_Reading] = []
-        for leet in (False, True) if _LEET_PRONE.search(folded) else (False,):
-            tokens = _tokens(folded, leet)
-            if readings and tokens == readings[0].tokens:  # nothing read as leetspeak
-                readings.append(readings[0])
-                continue
-            spans = self._all_spans(tokens)
-            readings.append(_Reading(tokens, spans, _allowed(spans)))
-        if len(readings) == 1:
-            readings.append(readings[0])
+        plain = self._reading(_tokens(folded, False))
+        leet = plain  # unless leetspeak changes a word, it reads as the plain text
+        if _LEET_PRONE.search(folded):
+            tokens = _tokens(folded, True)
+            if tokens != plain.tokens:
+                leet = self._reading(tokens)
+        readings = [plain, leet]
         return self._gravest(readings), _screened(readings)
+
+    def _reading(self, tokens: list[str]) -> _Reading:
+        spans = self._all_spans(tokens)
+        return _Reading(tokens, spans, _allowed(spans))
 
     def _gravest(self, readings: list[_Reading]) -> BlocklistMatch | None:
         found: dict[str, str] = {}

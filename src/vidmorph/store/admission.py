@@ -95,12 +95,9 @@ class TaskAdmission:
         Raises NotFound, AccountSuspended, AccountBusy (never with `throttle`), QueueFull,
         InsufficientCredits or Conflict (the Idempotency-Key was first used with another body).
         """
+        work = self._work(task, max_jobs, max_queue_depth, idempotency, throttle)
         try:
-            admitted: Admitted = self.db.group.run(
-                lambda conn: self._admit_in(
-                    conn, task, max_jobs, max_queue_depth, idempotency, throttle
-                )
-            )
+            admitted: Admitted = self.db.group.run(work)
         except (IntegrityError, errors.VidmorphError) as error:
             return self._refused(error, task, idempotency)
         return self._admitted(admitted)
@@ -116,15 +113,25 @@ class TaskAdmission:
     ) -> Admitted:
         """`admit` for a coroutine on SQLite, which waits for the commit without blocking its
         event loop (its reads after a refusal are local-file reads, as the polls' are)."""
+        work = self._work(task, max_jobs, max_queue_depth, idempotency, throttle)
         try:
-            admitted: Admitted = await self.db.group.run_async(
-                lambda conn: self._admit_in(
-                    conn, task, max_jobs, max_queue_depth, idempotency, throttle
-                )
-            )
+            admitted: Admitted = await self.db.group.run_async(work)
         except (IntegrityError, errors.VidmorphError) as error:
             return self._refused(error, task, idempotency)
         return self._admitted(admitted)
+
+    def _work(
+        self,
+        task: Task,
+        max_jobs: int,
+        max_queue_depth: int,
+        idempotency: tuple[str, str] | None,
+        throttle: bool,
+    ) -> Callable[[Connection], Admitted]:
+        """The admission's write work, for GroupCommit to run in a transaction."""
+        return lambda conn: self._admit_in(
+            conn, task, max_jobs, max_queue_depth, idempotency, throttle
+        )
 
     def _admitted(self, admitted: Admitted) -> Admitted:
         if admitted.task.status is TaskStatus.PENDING:
