@@ -14,4 +14,7 @@ def iso(moment: datetime | None) -> str | None:
     """`2024-08-01T01:02:03.456Z`, the contract's timestamp form."""
     if moment is None:
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    # isoformat, not strftime: a third of the cost, on every timestamp of every answer
+    return moment.isoformat(timespec="milliseconds") + "Z"
