@@ -141,15 +141,9 @@ class QueueFigures:
     def admitted(self, priority: int, created_at: datetime, uuid: str) -> None:
         """A task this process just admitted joins the snapshot where it queues (a task of a
         better priority lands ahead of older ones), so its neighbours' places stay right."""
-        entry = (priority, created_at, uuid)
         with self._lock:
-            if self._snapshot is None:
-                return
-            line = self._snapshot.pending
-            if not line or line[-1] <= entry:
-                line.append(entry)  # the usual case: the newest task of its priority, last
-            else:
-                bisect.insort(line, entry)
+            if self._snapshot is not None:
+                bisect.insort(self._snapshot.pending, (priority, created_at, uuid))
 
     def invalidate(self) -> None:
         """A task of this process changed status: the next poll reads the line again. No
