@@ -110,6 +110,11 @@ class Settings(BaseSettings):
 
     callback_allow_private: bool = Field(False, description="Allow loopback/private replyUrl.")
     callback_timeout_s: float = Field(10.0, gt=0)
+    callback_events: Literal["final", "all"] = Field(
+        "final",
+        description="When replyUrl is called: once, at the terminal state (the contract), or "
+        "also on every status change and on progress (throttled).",
+    )
     callback_progress_interval_s: float = Field(2.0, ge=0, description="Progress throttle.")
     callback_retry_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles.")
     callback_retry_max_s: float = Field(300.0, gt=0, description="Longest delay between tries.")

@@ -1,4 +1,5 @@
-"""replyUrl callbacks end to end: signed task snapshots, progress, retried terminal delivery."""
+"""replyUrl callbacks end to end: signed task snapshots, once at the end by default (progress
+on request), retried terminal delivery."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_receiver_that_fails_first_still_gets_the_signed_terminal_task(
             )
         body = final[-1].json()
         assert body["replyRef"] == "ref-9" and body["artifacts"][0]["url"]
-        assert "RUNNING" in [r.json()["status"] for r in hook.requests]
+        assert {r.json()["status"] for r in hook.requests} == {"SUCCEEDED"}  # the contract: once
         current = live.client.get(f"{live.api}/tasks/{task['taskId']}").json()
         volatile = ("artifacts", "options", "features", "updatedAt")
         assert {k: v for k, v in body.items() if k not in volatile} == {
@@ -59,6 +60,25 @@ def test_receiver_that_fails_first_still_gets_the_signed_terminal_task(
         }
         time.sleep(0.5)
         assert len(terminal(hook.requests)) == len(final)
+
+
+def test_callback_events_all_also_sends_status_changes_and_progress_in_order(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(callback_events="all", engine="tests.engines.fixtures:slow")
+    with Receiver() as hook, start_server(settings) as live:
+        asset = live.upload_video(tmp_path, seconds=1)
+        task = live.create(
+            {"assetId": asset["assetId"], "text_prompt": "x", "replyUrl": f"{hook.url}/all"}
+        ).json()
+        live.wait_task(task["taskId"], {"SUCCEEDED"})
+        assert hook.wait_for(lambda reqs: any(r.json()["status"] == "SUCCEEDED" for r in reqs), 10)
+        time.sleep(0.5)
+        statuses = [r.json()["status"] for r in hook.requests]
+        assert statuses[0] == "RUNNING" and statuses[-1] == "SUCCEEDED", statuses
+        assert statuses.count("SUCCEEDED") == 1
+        ratios = [float(r.json()["progressRatio"] or 0) for r in hook.requests[:-1]]
+        assert ratios == sorted(ratios) and len(ratios) >= 2, ratios  # progress, in order
 
 
 def test_account_reply_url_is_the_default_and_private_targets_need_opt_in(

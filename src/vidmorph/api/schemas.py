@@ -71,7 +71,10 @@ class Gen3VideoIn(BaseModel):
     )
     exploreMode: bool = Field(False, description="Needs an account on the unlimited plan.")
     replyUrl: str | None = Field(
-        None, max_length=1024, description="POSTed the task object on every change."
+        None,
+        max_length=1024,
+        description="POSTed the task object once, when it ends (every change with "
+        "VIDMORPH_CALLBACK_EVENTS=all).",
     )
     replyRef: str | None = Field(None, max_length=1024)
     maxJobs: int | None = Field(None, ge=1, le=10)

@@ -1,7 +1,9 @@
-"""Callbacks to replyUrl: durable rows per status change, throttled progress, a sender thread.
+"""Callbacks to replyUrl: a durable row for the terminal state, a sender thread.
 
-A terminal delivery is retried with exponential backoff until the receiver answers 2xx or it
-expires; progress deliveries get one try. Each carries the task exactly as GET returns it.
+The contract calls replyUrl once, when the task completed or failed; `callback_events="all"`
+also queues every status change and progress (throttled). A terminal delivery is retried with
+exponential backoff until the receiver answers 2xx or it expires; the others get one try.
+Each carries the task exactly as GET returns it.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ _progress_lock = threading.Lock()
 
 
 def task_changed(ctx: AppContext, task: Task) -> None:
-    """Queue the task's current state for its replyUrl (no-op without one)."""
+    """Queue the task's current state for its replyUrl (no-op without one, and for a state
+    that is not terminal unless `callback_events` is "all")."""
     if not task.reply_url:
         return
     fresh = ctx.tasks.get(task.uuid) or task
+    if fresh.status not in TERMINAL and ctx.settings.callback_events != "all":
+        return
     body = json.dumps(task_view(ctx, fresh)).encode()
     ctx.deliveries.enqueue(
         task.uuid,
@@ -47,7 +52,7 @@ def task_changed(ctx: AppContext, task: Task) -> None:
 
 def task_progressed(ctx: AppContext, task: Task) -> None:
     """Like task_changed, at most once per `callback_progress_interval_s` per task."""
-    if not task.reply_url:
+    if not task.reply_url or ctx.settings.callback_events != "all":
         return
     now = time.monotonic()
     with _progress_lock:
