@@ -188,7 +188,12 @@ def test_private_urls_are_refused_unless_allowed_and_versions_are_checked(
 ) -> None:
     with start_server(make_settings(callback_allow_private=False)) as live:
         client = sdk(live)
+        https = live.base_url.replace("http://", "https://")
         with pytest.raises(runwayml.BadRequestError, match="private or loopback"):
+            client.video_to_video.create(
+                model="gen4_aleph", prompt_text="x", video_uri=f"{https}/healthz"
+            )
+        with pytest.raises(runwayml.BadRequestError, match="must be an https URL"):
             client.video_to_video.create(
                 model="gen4_aleph", prompt_text="x", video_uri=f"{live.base_url}/healthz"
             )

@@ -1,6 +1,7 @@
 """Fetching a client's media by URL (Runway's `videoUri: https://...`) under the callback guard.
 
-The same rules as callbacks: the URL's addresses are resolved and checked (private, loopback
+Runway's rule: the URL is https (plain http only where private targets are allowed); then the
+same rules as callbacks: the URL's addresses are resolved and checked (private, loopback
 and link-local targets refused unless allowed), the connection goes to an approved address
 (no second lookup, so DNS rebinding cannot reach a private one), redirects are not followed,
 and the body is streamed to a file with a size limit and an idle timeout.
@@ -21,7 +22,10 @@ def fetch_to_file(
 ) -> str:
     """GET `url` into `dest`; the response's Content-Type. BadRequest for a refused target or
     an answer that is not a 200, PayloadTooLarge past `max_bytes` (`dest` is then removed)."""
-    if not url.lower().startswith(("https://", "http://")):
+    # Plain http only where private targets are allowed (a loopback test server, a LAN): the
+    # scheme is refused before any name is resolved, so a refused URL causes no DNS lookup.
+    schemes = ("https://", "http://") if allow_private else ("https://",)
+    if not url.lower().startswith(schemes):
         raise BadRequest("videoUri must be an https URL, a runway:// URI or a data URI.")
     try:
         addresses = resolve_target(url, allow_private=allow_private)
