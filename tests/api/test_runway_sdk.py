@@ -58,6 +58,7 @@ def test_the_documented_flow_upload_create_wait_and_download(
     created = client.video_to_video.create(
         model="gen4_aleph", prompt_text="the same street at night", video_uri=uri, seed=7
     )
+    assert created.estimated_cost.credits == 15  # what the SDK's type requires: 1 s of Aleph
     done = created.wait_for_task_output(timeout=120)
     assert done.status == "SUCCEEDED"
     (url,) = done.output

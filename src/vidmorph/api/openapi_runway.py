@@ -34,8 +34,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "RunwayTaskCreated": {
         "type": "object",
-        "required": ["id"],
-        "properties": {"id": {"type": "string", "format": "uuid"}},
+        "required": ["id", "estimatedCost"],
+        "properties": {"id": {"type": "string", "format": "uuid"}, "estimatedCost": _CREDITS},
     },
     "RunwayTask": {
         "type": "object",

@@ -87,7 +87,7 @@ async def video_to_video(request: Request, ctx: CtxDep, user: UserDep) -> Any:
         output_format=body.outputFormat if isinstance(body, Aleph2In) else "mp4",
     )
     task = await run_in_threadpool(runway.create, ctx, user, req)
-    return JSONResponse({"id": task.uuid})
+    return JSONResponse({"id": task.uuid, "estimatedCost": {"credits": task.credits}})
 
 
 @polls.get("/tasks/{task_id}", **runway_doc(ok="RunwayTask", path=("task_id",), version=True))
