@@ -110,6 +110,7 @@ def test_invalid_bodies_are_400_with_a_message(server: LiveServer, tmp_path: Pat
         {"text_prompt": "x"},
         {"assetId": asset},
         {"assetId": asset, "text_prompt": ""},
+        {"assetId": asset, "text_prompt": " \t\n "},
         {"assetId": asset, "text_prompt": "x" * 1001},
         {"assetId": asset, "text_prompt": "x", "structure_transformation": 11},
         {"assetId": asset, "text_prompt": "x", "structure_transformation": -1},

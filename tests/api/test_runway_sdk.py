@@ -114,6 +114,11 @@ def test_errors_are_the_sdks_own_exceptions(live: LiveServer, tmp_path: Path) ->
     }
     with pytest.raises(runwayml.BadRequestError, match="promptText"):
         client.video_to_video.create(model="gen4_aleph", prompt_text="x" * 1001, video_uri=uri)
+    # Runway counts UTF-16 code units: 500 emoji outside the BMP are 1000, 501 are 1002.
+    with pytest.raises(runwayml.BadRequestError, match="UTF-16"):
+        client.video_to_video.create(model="gen4_aleph", prompt_text="🎬" * 501, video_uri=uri)
+    with pytest.raises(runwayml.BadRequestError, match="white space"):
+        client.video_to_video.create(model="aleph2", prompt_text="   ", video_uri=uri)
     with pytest.raises(runwayml.BadRequestError, match="keyframes"):
         client.video_to_video.create(
             model="aleph2", video_uri=uri, keyframes=[{"uri": uri, "seconds": 0.1}]

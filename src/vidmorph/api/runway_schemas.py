@@ -6,17 +6,27 @@ video-to-video models Vidmorph runs; any other model is a 400 naming the two.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vidmorph.api.schemas import not_bool
+from vidmorph.api.schemas import has_text, not_bool
 from vidmorph.service.generate import MAX_SEED
 
 #: Runway's API version its SDKs send in X-Runway-Version; the only one this server speaks
 RUNWAY_VERSION = "2024-11-06"
 MODELS = ("gen4_aleph", "aleph2")
 ASPECT_RATIOS = ("16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "21:9")
+PROMPT_MAX_CHARS = 1000
+
+
+def prompt_text(value: Any) -> Any:
+    """Runway's promptText: some text, at most 1000 characters as its SDKs count them (UTF-16
+    code units, so an emoji outside the BMP counts two)."""
+    value = has_text(value)
+    if isinstance(value, str) and len(value.encode("utf-16-le")) // 2 > PROMPT_MAX_CHARS:
+        raise ValueError(f"must be at most {PROMPT_MAX_CHARS} characters (UTF-16 code units)")
+    return value
 
 
 class ContentModeration(BaseModel):
@@ -62,8 +72,10 @@ class _VideoToVideo(BaseModel):
 
 class Gen4AlephIn(_VideoToVideo):
     model: Literal["gen4_aleph"]
-    promptText: str = Field(min_length=1, max_length=1000)
+    promptText: str = Field(min_length=1, max_length=PROMPT_MAX_CHARS)
     references: list[Reference] | None = Field(None, max_length=1)
+
+    _prompt = field_validator("promptText")(prompt_text)
 
 
 class Aleph2In(_VideoToVideo):
@@ -72,6 +84,8 @@ class Aleph2In(_VideoToVideo):
     keyframes: list[Keyframe] | None = Field(None, max_length=5)
     targetAspectRatio: Literal[ASPECT_RATIOS] | None = None  # type: ignore[valid-type]
     outputFormat: Literal["mp4", "prores", "png_sequence", "sdr_rec709_10bit"] = "mp4"
+
+    _prompt = field_validator("promptText")(prompt_text)
 
     @field_validator("keyframes")
     @classmethod

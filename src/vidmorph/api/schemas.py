@@ -22,6 +22,14 @@ def not_bool(value: Any) -> Any:
     return value
 
 
+def has_text(value: Any) -> Any:
+    """An after-validator: a prompt of white space alone says nothing (the engines would run
+    on an empty prompt)."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must hold more than white space")
+    return value
+
+
 class AccountIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -82,6 +90,7 @@ class Gen3VideoIn(BaseModel):
     _numbers = field_validator(
         "structure_transformation", "seconds", "seed", "maxJobs", mode="before"
     )(not_bool)
+    _prompt = field_validator("text_prompt")(has_text)
 
     def to_request(self, aspect_ratio: str = "landscape") -> CreateRequest:
         return CreateRequest(
@@ -126,6 +135,7 @@ class Gen4VideoIn(BaseModel):
     maxJobs: int | None = Field(None, ge=1, le=10)
 
     _numbers = field_validator("seed", "maxJobs", mode="before")(not_bool)
+    _prompt = field_validator("text_prompt")(has_text)
 
     def to_request(self) -> CreateRequest:
         return CreateRequest(
