@@ -15,14 +15,15 @@ import httpx
 import pytest
 import runwayml
 from runwayml import RunwayML, TaskFailedError
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from tests.harness import LiveServer, start_server
 from tests.receiver import serve_files
-from tests.videos import make_video, probe_output
+from tests.videos import make_image, make_video, probe_output
 from vidmorph.config import Settings
 from vidmorph.domain.clock import utcnow
 from vidmorph.service.accounts import create_token
+from vidmorph.store.tables import assets as assets_table
 from vidmorph.store.tables import uploads as uploads_table
 
 SLOW = "tests.engines.fixtures:slow"
@@ -100,6 +101,68 @@ def test_a_video_url_is_fetched_under_the_callback_guard(live: LiveServer, tmp_p
             client.video_to_video.create(
                 model="gen4_aleph", prompt_text="snow", video_uri=f"{base}/missing.mp4"
             )
+    assert wait(client, created.id, {"SUCCEEDED"}).status == "SUCCEEDED"
+
+
+def test_each_uri_must_be_the_kind_of_media_its_field_takes(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    """An image as videoUri, a video as a reference: a 400 naming the field, nothing stored,
+    whichever way the URI came (fetched, data URI, runway:// upload)."""
+    client = sdk(live)
+    clip = make_video(tmp_path / "clip.mp4", seconds=0.3, size=(96, 64))
+    picture = make_image(tmp_path / "still.png", size=(96, 64))
+    # A video named as a picture: the probe finds it out.
+    (tmp_path / "disguised.png").write_bytes(clip.read_bytes())
+    uploaded_picture = client.uploads.create_ephemeral(file=picture).uri
+    video_data = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
+    picture_data = "data:image/png;base64," + base64.b64encode(picture.read_bytes()).decode()
+
+    def count_assets() -> int:
+        with live.ctx.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(assets_table)).scalar_one())
+
+    before = count_assets()
+    with serve_files(tmp_path) as base:
+        refused = [
+            ("videoUri", {"video_uri": f"{base}/still.png"}),
+            ("videoUri", {"video_uri": picture_data}),
+            ("videoUri", {"video_uri": uploaded_picture}),
+            (
+                "references",
+                {
+                    "video_uri": video_data,
+                    "references": [{"type": "image", "uri": f"{base}/clip.mp4"}],
+                },
+            ),
+            (
+                "references",
+                {"video_uri": video_data, "references": [{"type": "image", "uri": video_data}]},
+            ),
+            (
+                "references",
+                {
+                    "video_uri": video_data,
+                    "references": [{"type": "image", "uri": f"{base}/disguised.png"}],
+                },
+            ),
+        ]
+        for field, args in refused:
+            with pytest.raises(runwayml.BadRequestError) as bad:
+                client.video_to_video.create(model="gen4_aleph", prompt_text="x", **args)
+            message = bad.value.body["error"]
+            assert message.startswith(f"{field}: "), (args, message)
+            assert "user:" not in message and "asset:" not in message, message
+        assert count_assets() == before
+        created = client.video_to_video.create(
+            model="gen4_aleph",
+            prompt_text="x",
+            video_uri=f"{base}/clip.mp4",
+            references=[{"type": "image", "uri": f"{base}/still.png"}],
+        )
+    # The task's video is kept; its reference, checked and never used, is not.
+    assert count_assets() == before + 1
+    assert list(live.ctx.tmp_dir.glob("source-*")) == []
     assert wait(client, created.id, {"SUCCEEDED"}).status == "SUCCEEDED"
 
 

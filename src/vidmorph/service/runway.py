@@ -62,17 +62,30 @@ def create(ctx: AppContext, user: User, req: RunwayRequest) -> Task:
         aspect = ASPECT_FRAMES[req.target_aspect_ratio]
     account = accounts.resolve_account(ctx, user, None)
     video = sources.asset_for_uri(ctx, user, account.email, req.video_uri, "videoUri")
-    if req.reference_uri is not None:
-        # Checked as an image, like Runway does; the engines take no reference (README).
-        sources.asset_for_uri(ctx, user, account.email, req.reference_uri, "references", "image")
-    create_req = CreateRequest(
-        asset_id=video.asset_id,
-        # aleph2 may run without a prompt: the input restyled by the seed alone
-        text_prompt=req.prompt_text or "the same scene",
-        seed=req.seed,
-        aspect_ratio=aspect,
-    )
-    task, _, _ = generate.create(ctx, user, create_req, req.model, throttle=True)
+    # A video this request brought in (not a runway:// upload) is removed again when the
+    # request is refused, so a refusal stores nothing.
+    made = [] if req.video_uri.startswith("runway://") else [video]
+    try:
+        if req.reference_uri is not None:
+            # Checked as an image, like Runway does; the engines take no reference (README),
+            # so one this request brought in is not kept.
+            reference = sources.asset_for_uri(
+                ctx, user, account.email, req.reference_uri, "references", "image"
+            )
+            if not req.reference_uri.startswith("runway://"):
+                sources.discard(ctx, reference)
+        create_req = CreateRequest(
+            asset_id=video.asset_id,
+            # aleph2 may run without a prompt: the input restyled by the seed alone
+            text_prompt=req.prompt_text or "the same scene",
+            seed=req.seed,
+            aspect_ratio=aspect,
+        )
+        task, _, _ = generate.create(ctx, user, create_req, req.model, throttle=True)
+    except errors.VidmorphError:
+        for asset in made:
+            sources.discard(ctx, asset)
+        raise
     return task
 
 

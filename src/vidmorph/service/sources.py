@@ -4,6 +4,8 @@ Runway's API names a task's input by URI, not by asset id. Each URI becomes an o
 of the caller's account (probed, with its preview), so the task that follows is the same as
 one made through useapi's surface. Every way in is bounded: data URIs by Runway's own limits
 (16 MB for a video, 5 MB for an image), fetched URLs by the upload limit and the callback guard.
+A URI must name the kind of media its field takes (a video for `videoUri`, an image for
+`references`): its announced type is checked before anything is stored, the probe after.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import mimetypes
 import shutil
 import tempfile
 from datetime import timedelta
@@ -35,7 +38,13 @@ def asset_for_uri(
 ) -> Asset:
     """The asset `uri` names, made from it if need be; BadRequest naming `field` otherwise."""
     if uri.startswith("runway://"):
-        return _uploaded(ctx, user, email, uri, field)
+        found = _uploaded(ctx, user, email, uri, field, media_type)
+        if found.media_type != media_type:
+            article = "an" if found.media_type == "image" else "a"
+            raise errors.BadRequest(
+                f"{field}: this upload is {article} {found.media_type}, not a {media_type}."
+            )
+        return found
     if uri.startswith("data:"):
         return _from_data_uri(ctx, user, email, uri, field, media_type)
     path = _temp_path(ctx)
@@ -48,11 +57,23 @@ def asset_for_uri(
         path.unlink(missing_ok=True)
         raise
     name = Path(uri.split("?")[0]).stem[:200] or field
-    content_type = _content_type(content_type, uri, media_type)
+    try:
+        content_type = _content_type(content_type, uri, media_type, field)
+    except errors.BadRequest:
+        path.unlink(missing_ok=True)
+        raise
     return _ingest(ctx, user, email, name, content_type, path, field)
 
 
-def _uploaded(ctx: AppContext, user: User, email: str, uri: str, field: str) -> Asset:
+def discard(ctx: AppContext, asset: Asset) -> None:
+    """Remove an asset a refused (or reference-only) URI brought in: its row and its files."""
+    ctx.assets.delete(asset.user_id, asset.uuid)
+    asset_service.delete_files(ctx, asset)
+
+
+def _uploaded(
+    ctx: AppContext, user: User, email: str, uri: str, field: str, media_type: str
+) -> Asset:
     uuid = uri.removeprefix(RUNWAY_SCHEME)
     upload = ctx.uploads.get(uuid, user.id) if uri.startswith(RUNWAY_SCHEME) else None
     if upload is None:
@@ -73,7 +94,7 @@ def _uploaded(ctx: AppContext, user: User, email: str, uri: str, field: str) -> 
             except BaseException:
                 path.unlink(missing_ok=True)
                 raise
-        content_type = _content_type("", upload.filename, "video")
+        content_type = _content_type("", upload.filename, media_type, field)
         made = _ingest(ctx, user, email, Path(upload.filename).stem, content_type, path, field)
         if ctx.uploads.set_asset(upload.uuid, made.uuid):
             ctx.storage.delete(upload.storage_key)
@@ -94,6 +115,11 @@ def _from_data_uri(
     content_type = head.removeprefix("data:").split(";")[0].strip().lower()
     if not sep or not head.endswith(";base64"):
         raise errors.BadRequest(f"{field}: a data URI must be base64 (data:video/mp4;base64,...).")
+    if content_type and not content_type.startswith(f"{media_type}/"):
+        raise errors.BadRequest(
+            f"{field}: this data URI holds {content_type}; it must be a {media_type} "
+            f"(data:{media_type}/...;base64,...)."
+        )
     limit = DATA_URI_MAX_BYTES[media_type]
     if len(payload) > limit * 4 // 3 + 4:
         raise errors.PayloadTooLarge(f"{field}: a data URI may hold at most {limit} bytes.")
@@ -115,11 +141,22 @@ def _ingest(
         raise type(exc)(f"{field}: {exc.public_message}") from None
 
 
-def _content_type(announced: str, name: str, media_type: str) -> str:
+def _content_type(announced: str, name: str, media_type: str, field: str) -> str:
+    """The type to ingest a fetched or uploaded file as: the announced one, else the one its
+    name suggests, else the field's usual one; BadRequest when either says another kind."""
     base = announced.split(";")[0].strip().lower()
     if base.startswith(f"{media_type}/"):
         return base
-    return asset_service.content_type_for(name.split("?")[0])
+    if base.startswith(("video/", "image/")):
+        raise errors.BadRequest(f"{field}: this is {base}; it must be a {media_type}.")
+    guessed = mimetypes.guess_type(name.split("?")[0])[0] or ""
+    if guessed.startswith(("video/", "image/")) and not guessed.startswith(f"{media_type}/"):
+        raise errors.BadRequest(f"{field}: {guessed} by its name; it must be a {media_type}.")
+    if guessed in asset_service.VIDEO_TYPES or guessed in asset_service.IMAGE_TYPES:
+        return guessed
+    # No kind is said, or one this server does not name: the probe decides (a file of the
+    # other kind is then a 400 naming the field).
+    return "video/mp4" if media_type == "video" else "image/png"
 
 
 def _temp_path(ctx: AppContext) -> Path:
