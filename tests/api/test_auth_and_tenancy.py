@@ -56,3 +56,28 @@ def test_another_users_asset_and_task_are_404(server: LiveServer, tmp_path: Path
         ).status_code
         == 404
     )
+
+
+def test_an_id_naming_another_account_of_the_same_user_is_404(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """A composite id names its account: the right uuid under another email is not the task
+    or asset, on every path that reads one (poll, delete, a create from the asset)."""
+    asset = server.upload_video(tmp_path, seconds=1)
+    task = server.create({"assetId": asset["assetId"], "text_prompt": "night"}).json()
+    server.client.post(f"{server.api}/accounts/second@x.com", json={"maxJobs": 2})
+    wrong_task = task["taskId"].replace("default@vidmorph.local", "second@x.com")
+    wrong_asset = asset["assetId"].replace("default@vidmorph.local", "second@x.com")
+    assert wrong_task != task["taskId"] and wrong_asset != asset["assetId"]
+    for path in (f"tasks/{wrong_task}", f"assets/{wrong_asset}"):
+        resp = server.client.get(f"{server.api}/{path}")
+        assert resp.status_code == 404 and resp.json()["code"] == 404, path
+    assert server.client.delete(f"{server.api}/tasks/{wrong_task}").status_code == 404
+    assert server.client.delete(f"{server.api}/assets/{wrong_asset}").status_code == 404
+    made = server.client.post(
+        f"{server.api}/gen3/video", json={"assetId": wrong_asset, "text_prompt": "x"}
+    )
+    assert made.status_code == 404, made.text
+    # The right ids still work, so the 404s above were the email's doing.
+    assert server.client.get(f"{server.api}/tasks/{task['taskId']}").status_code == 200
+    assert server.client.get(f"{server.api}/assets/{asset['assetId']}").status_code == 200

@@ -132,7 +132,7 @@ def _store_preview(ctx: AppContext, source: Path, info: MediaInfo, key: str) -> 
 def get(ctx: AppContext, user: User, asset_id: str) -> Asset:
     parsed = ids.parse_own_id(asset_id, "asset", user.id)
     asset = None if parsed is None else ctx.assets.get(user.id, parsed.uuid)
-    if asset is None:
+    if asset is None or parsed is None or asset.email != parsed.email:  # its own account
         raise _not_found(asset_id)
     return asset
 
@@ -141,7 +141,7 @@ def get_with_account(ctx: AppContext, user: User, asset_id: str) -> tuple[Asset,
     """The user's asset and the account it belongs to, in one statement."""
     parsed = ids.parse_own_id(asset_id, "asset", user.id)
     found = None if parsed is None else ctx.assets.with_account(user.id, parsed.uuid)
-    if found is None:
+    if found is None or parsed is None or found[0].email != parsed.email:
         raise _not_found(asset_id)
     return found
 

@@ -24,24 +24,29 @@ from vidmorph.service.context import AppContext
 Render = Callable[[AppContext, Task, Asset | None, Account | None], dict[str, Any]]
 
 
-def answer(ctx: AppContext, user: User, uuid: str, render: Render) -> bytes | None:
-    """The user's task `uuid` as `render` shows it, encoded; None when it is not theirs."""
+def answer(
+    ctx: AppContext, user: User, uuid: str, render: Render, email: str | None = None
+) -> bytes | None:
+    """The user's task `uuid` as `render` shows it, encoded; None when it is not theirs (or,
+    given the `email` a useapi taskId names, not that account's)."""
     row = ctx.tasks.view_row(uuid, user.id)
-    if row is None:
+    if row is None or (email is not None and ctx.tasks.email_of(row) != email):
         return None
     body = ctx.views.get((render, user.id, uuid), row, ctx.tasks.line)
     return _build(ctx, user, uuid, row, render) if body is None else body
 
 
-async def answer_async(ctx: AppContext, user: User, uuid: str, render: Render) -> bytes | None:
+async def answer_async(
+    ctx: AppContext, user: User, uuid: str, render: Render, email: str | None = None
+) -> bytes | None:
     """`answer` for a handler in the event loop: on SQLite read there as it is (a local file
     read, tens of microseconds), on PostgreSQL awaited on the async pool."""
     if ctx.db.is_sqlite:
-        return answer(ctx, user, uuid, render)
+        return answer(ctx, user, uuid, render, email)
     if ctx.db.async_reads is None or not ctx.db.async_reads.usable():
-        return await anyio.to_thread.run_sync(answer, ctx, user, uuid, render)
+        return await anyio.to_thread.run_sync(answer, ctx, user, uuid, render, email)
     row = await ctx.tasks.view_row_async(uuid, user.id)
-    if row is None:
+    if row is None or (email is not None and ctx.tasks.email_of(row) != email):
         return None
     key = (render, user.id, uuid)
     # The line as it stands, without a read on the spot (the event loop may not wait on one).

@@ -18,7 +18,7 @@ from vidmorph.service.views import task_view
 def get(ctx: AppContext, user: User, task_id: str) -> Task:
     parsed = ids.parse_own_id(task_id, "task", user.id)
     task = None if parsed is None else ctx.tasks.get(parsed.uuid, user.id)
-    if task is None:
+    if task is None or parsed is None or task.email != parsed.email:  # the id names its account
         raise errors.NotFound()
     return task
 
@@ -33,7 +33,8 @@ def view_json(ctx: AppContext, user: User, task_id: str) -> bytes:
     """GET /tasks/{taskId}, encoded: one read of the task with its source and account (and of
     its artifacts once it SUCCEEDED), the answer reused while they are unchanged
     (service.polls), its place in line from the line snapshot."""
-    body = polls.answer(ctx, user, _own_uuid(user, task_id), _useapi_view)
+    parsed = _own_id(user, task_id)
+    body = polls.answer(ctx, user, parsed.uuid, _useapi_view, parsed.email)
     if body is None:
         raise errors.NotFound()
     return body
@@ -41,7 +42,8 @@ def view_json(ctx: AppContext, user: User, task_id: str) -> bytes:
 
 async def view_json_async(ctx: AppContext, user: User, task_id: str) -> bytes:
     """`view_json` for a handler in the event loop (service.polls.answer_async)."""
-    body = await polls.answer_async(ctx, user, _own_uuid(user, task_id), _useapi_view)
+    parsed = _own_id(user, task_id)
+    body = await polls.answer_async(ctx, user, parsed.uuid, _useapi_view, parsed.email)
     if body is None:
         raise errors.NotFound()
     return body
@@ -53,11 +55,11 @@ def _useapi_view(
     return task_view(ctx, task, source, account, looked_up=True)
 
 
-def _own_uuid(user: User, task_id: str) -> str:
+def _own_id(user: User, task_id: str) -> ids.CompositeId:
     parsed = ids.parse_own_id(task_id, "task", user.id)
     if parsed is None:
         raise errors.NotFound()
-    return parsed.uuid
+    return parsed
 
 
 def page(

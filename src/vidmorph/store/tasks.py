@@ -35,8 +35,10 @@ _VIEW_FROM = tasks.outerjoin(
 ).outerjoin(accounts, (accounts.c.user_id == tasks.c.user_id) & (accounts.c.email == tasks.c.email))
 
 
-#: where a view row holds the task's own uuid and user (the batched poll's key and tenancy)
+#: where a view row holds the task's own uuid, user and account (the batched poll's key,
+#: tenancy, and the account a useapi taskId names)
 _UUID, _USER = _VIEW_COLUMNS.index(tasks.c.uuid), _VIEW_COLUMNS.index(tasks.c.user_id)
+_EMAIL = _VIEW_COLUMNS.index(tasks.c.email)
 
 
 def _view_many_sql() -> Select[Any]:
@@ -108,6 +110,11 @@ class TaskStore(TaskAdmission, TaskThrottle, TaskTransitions):
         read in one statement with the other polls of this turn of the loop."""
         assert self._polls is not None
         return _owned(await self._polls.get(uuid), user_id)
+
+    @staticmethod
+    def email_of(row: tuple[Any, ...]) -> str:
+        """The account email of the task a `view_row` row holds."""
+        return str(row[_EMAIL])
 
     def view_of(self, row: tuple[Any, ...]) -> tuple[Task, Asset | None, Account | None]:
         """What `view` makes of a row from `view_row`."""
