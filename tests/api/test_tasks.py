@@ -11,6 +11,7 @@ import httpx
 
 from tests.harness import LiveServer, start_server
 from vidmorph.config import Settings
+from vidmorph.domain import ids
 
 SLOW = "tests.engines.fixtures:slow"
 
@@ -75,6 +76,14 @@ def test_list_filters_by_status_and_rejects_unknown_ones(
     assert server.client.get(f"{server.api}/tasks/?statuses=PENDING,RUNNING").json() == []
     assert server.client.get(f"{server.api}/tasks/?statuses=BOGUS").status_code == 400
     assert server.client.get(f"{server.api}/tasks/?limit=0").status_code == 400
+    parsed = ids.parse_id(done["taskId"], "task")
+    assert parsed is not None
+    email = parsed.email
+    mine = server.client.get(f"{server.api}/tasks/", params={"email": email}).json()
+    assert [t["taskId"] for t in mine] == [done["taskId"]]
+    unknown = server.client.get(f"{server.api}/tasks/", params={"email": "nobody@example.com"})
+    assert unknown.status_code == 404 and unknown.json()["code"] == 404
+    assert "nobody@example.com" in unknown.json()["error"]
 
 
 def test_deleting_a_finished_task_removes_it_and_its_files(

@@ -9,8 +9,8 @@ from vidmorph import errors
 from vidmorph.domain import ids
 from vidmorph.domain.models import Account, Asset, Task, User
 from vidmorph.domain.states import IN_FLIGHT, TaskStatus
+from vidmorph.service import accounts, notify, polls, runway
 from vidmorph.service import assets as asset_service
-from vidmorph.service import notify, polls, runway
 from vidmorph.service.context import AppContext
 from vidmorph.service.views import task_view
 
@@ -70,6 +70,8 @@ def page(
     offset: int,
     limit: int,
 ) -> list[Task]:
+    if email:
+        accounts.resolve_account(ctx, user, email)  # an unknown account is a 404, as elsewhere
     return ctx.tasks.page(user.id, email, statuses, offset, limit)
 
 
