@@ -70,9 +70,42 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "usage": {"type": "object"},
         },
     },
+    "RunwayUsage": {
+        "type": "object",
+        "required": ["models", "results"],
+        "properties": {
+            "models": {"type": "array", "items": {"type": "string"}},
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["date", "usedCredits"],
+                    "properties": {
+                        "date": {"type": "string", "format": "date"},
+                        "usedCredits": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["amount", "model"],
+                                "properties": {
+                                    "amount": {"type": "integer"},
+                                    "model": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
 }
 
-BODY_MODELS = (runway_schemas.Gen4AlephIn, runway_schemas.Aleph2In, runway_schemas.UploadIn)
+BODY_MODELS = (
+    runway_schemas.Gen4AlephIn,
+    runway_schemas.Aleph2In,
+    runway_schemas.UploadIn,
+    runway_schemas.UsageIn,
+)
 
 VIDEO_TO_VIDEO_BODY = {
     "oneOf": [
@@ -105,10 +138,12 @@ def runway_doc(
     form: bool = False,
     path: tuple[str, ...] = (),
     version: bool = False,
+    body_required: bool = True,
 ) -> dict[str, Any]:
     """Keyword arguments for a Runway route's decorator (see `api.openapi.doc`); `path` and
     `version` document the path parameters and the version header of a handler that takes the
-    Request alone (the poll, which skips FastAPI's dependency solving)."""
+    Request alone (the poll, which skips FastAPI's dependency solving); `body_required` False
+    for a body that may be left out (every field has a default)."""
     responses: dict[int | str, Any] = {}
     if ok is not None:
         schema = {"$ref": f"#/components/schemas/{ok}"}
@@ -120,7 +155,7 @@ def runway_doc(
     extra: dict[str, Any] = {"security": []} if public else {}
     if body is not None:
         extra["requestBody"] = {
-            "required": True,
+            "required": body_required,
             "content": {"application/json": {"schema": body}},
         }
     if form:

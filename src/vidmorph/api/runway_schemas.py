@@ -6,9 +6,11 @@ video-to-video models Vidmorph runs; any other model is a 400 naming the two.
 
 from __future__ import annotations
 
+import re
+from datetime import date, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vidmorph.api.schemas import has_text, not_bool
 from vidmorph.service.generate import MAX_SEED
@@ -103,3 +105,46 @@ class UploadIn(BaseModel):
 
     filename: str = Field(min_length=1, max_length=255)
     type: Literal["ephemeral"]
+
+
+#: the longest range one usage query covers, as Runway allows
+USAGE_MAX_DAYS = 90
+USAGE_DEFAULT_DAYS = 30
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class UsageIn(BaseModel):
+    """POST /v1/organization/usage: whole UTC days, `beforeDate` not included."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    startDate: date | None = None
+    beforeDate: date | None = None
+
+    @field_validator("startDate", "beforeDate", mode="before")
+    @classmethod
+    def _iso_day(cls, value: Any) -> Any:
+        # what Runway's SDKs send; pydantic alone would also take a number of epoch seconds
+        if value is not None and not (isinstance(value, str) and _ISO_DAY.fullmatch(value)):
+            raise ValueError("must be a date written YYYY-MM-DD")
+        return value
+
+    @model_validator(mode="after")
+    def _a_range_runway_allows(self) -> UsageIn:
+        if (
+            self.startDate is not None
+            and self.beforeDate is not None
+            and not self.startDate < self.beforeDate <= self.startDate + timedelta(USAGE_MAX_DAYS)
+        ):
+            raise ValueError(
+                f"beforeDate must be after startDate and at most {USAGE_MAX_DAYS} days after it"
+            )
+        return self
+
+    def days(self, today: date) -> tuple[date, date]:
+        """The range as [start, before): Runway's defaults are 30 days before today and 30
+        days after the start; with neither given, the 30 days up to and including today."""
+        if self.startDate is None and self.beforeDate is None:
+            return today - timedelta(USAGE_DEFAULT_DAYS - 1), today + timedelta(1)
+        start = self.startDate or (self.beforeDate or today) - timedelta(USAGE_DEFAULT_DAYS)
+        return start, self.beforeDate or start + timedelta(USAGE_DEFAULT_DAYS)

@@ -1,4 +1,5 @@
-"""Runway's own developer API over the same tasks: create, the task and organization views.
+"""Runway's own developer API over the same tasks: create, the task, organization and usage
+views.
 
 A Runway API key is a Vidmorph token; its user's default account is the organization. Tasks are
 made by the same admission as useapi's (credits, moderation, maxJobs, the queue), with one
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from vidmorph import errors
@@ -173,3 +175,22 @@ def organization_view(ctx: AppContext, user: User) -> dict[str, Any]:
         "tier": {"maxMonthlyCreditSpend": account.num_plan_credits, "models": models},
         "usage": {"models": {m: {"dailyGenerations": today.get(m, 0)} for m in models}},
     }
+
+
+def usage_view(ctx: AppContext, user: User, start: date, before: date) -> dict[str, Any]:
+    """`POST /v1/organization/usage`: credits the default account spent per UTC day and model
+    in [start, before), net of what FAILED and CANCELLED tasks gave back; days with no use are
+    left out. Counted from the tasks kept: a deleted task's credits leave the figures."""
+    account = accounts.resolve_account(ctx, user, None)
+    rows = ctx.tasks.credits_by_day(user.id, account.email, _midnight(start), _midnight(before))
+    days: dict[date, list[dict[str, Any]]] = {}
+    for day, model, credits in rows:
+        days.setdefault(day, []).append({"amount": credits, "model": model})
+    return {
+        "models": sorted({model for _, model, _ in rows}),
+        "results": [{"date": d.isoformat(), "usedCredits": used} for d, used in days.items()],
+    }
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day)

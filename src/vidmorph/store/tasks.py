@@ -3,7 +3,7 @@ reads, queue figures (`queue.py`) and speed figures."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -25,6 +25,8 @@ from vidmorph.store.task_rows import IN_FLIGHT_VALUES, artifacts_of, task_artifa
 from vidmorph.store.throttle import TaskThrottle
 from vidmorph.store.transitions import TaskTransitions
 
+#: statuses whose reserved credits were given back
+_RELEASED = (TaskStatus.FAILED.value, TaskStatus.CANCELLED.value)
 _source = assets.alias("source")
 #: the task row, its source asset and its account, in one statement (GET /tasks/{taskId})
 _VIEW_COLUMNS = [*tasks.c, *prefixed(_source, "source_"), *prefixed(accounts, "account_")]
@@ -237,6 +239,24 @@ class TaskStore(TaskAdmission, TaskThrottle, TaskTransitions):
         )
         with self.db.read() as conn:
             return {row[0]: int(row[1]) for row in conn.execute(query)}
+
+    def credits_by_day(
+        self, user_id: int, email: str, start: datetime, before: datetime
+    ) -> list[tuple[date, str, int]]:
+        """Credits the account's tasks created in [start, before) spent, by UTC day and task
+        type; FAILED and CANCELLED tasks released theirs. Grouped in the database."""
+        day = func.date(tasks.c.created_at)
+        query = (
+            select(day, tasks.c.task_type, func.sum(tasks.c.credits))
+            .where(tasks.c.user_id == user_id, tasks.c.email == email)
+            .where(tasks.c.created_at >= start, tasks.c.created_at < before)
+            .where(tasks.c.status.not_in(list(_RELEASED)), tasks.c.credits > 0)
+            .group_by(day, tasks.c.task_type)
+            .order_by(day, tasks.c.task_type)
+        )
+        with self.db.read() as conn:
+            # SQLite's date() is text, PostgreSQL's a date: both print as YYYY-MM-DD
+            return [(date.fromisoformat(str(d)), t, int(n)) for d, t, n in conn.execute(query)]
 
     def delete_finished(self, user_id: int, uuid: str) -> Task | None:
         """Delete a terminal task and its artifact rows; returns it so blobs can go too."""

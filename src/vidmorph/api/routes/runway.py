@@ -1,5 +1,5 @@
 """Runway's own developer API under `/v1/`, so its official SDKs work with only the base URL
-and the key changed: video_to_video, tasks, uploads and organization.
+and the key changed: video_to_video, tasks, uploads, organization and its usage.
 
 Every route but the upload form target (which the SDK posts to with no headers of its own)
 needs `X-Runway-Version: 2024-11-06`. Errors are Runway's `{"error": "..."}` (api/errors.py
@@ -31,8 +31,10 @@ from vidmorph.api.runway_schemas import (
     Aleph2In,
     Gen4AlephIn,
     UploadIn,
+    UsageIn,
 )
 from vidmorph.domain import ids
+from vidmorph.domain.clock import utcnow
 from vidmorph.service import runway, tasks, uploads
 from vidmorph.service.context import AppContext
 
@@ -111,6 +113,19 @@ def delete_task(task_id: str, ctx: CtxDep, user: UserDep) -> Response:
 @router.get("/organization", **runway_doc(ok="RunwayOrganization"))
 def organization(ctx: CtxDep, user: UserDep) -> Any:
     return JSONResponse(runway.organization_view(ctx, user))
+
+
+@router.post(
+    "/organization/usage",
+    **runway_doc(
+        408, ok="RunwayUsage", body={"$ref": "#/components/schemas/UsageIn"}, body_required=False
+    ),
+)
+async def organization_usage(request: Request, ctx: CtxDep, user: UserDep) -> Any:
+    s = ctx.settings
+    body = parse(UsageIn, _json_object(await bodies.read_all(request, s.body_timeout_s, 2**12)))
+    start, before = body.days(utcnow().date())
+    return JSONResponse(await run_in_threadpool(runway.usage_view, ctx, user, start, before))
 
 
 @router.post(
