@@ -152,9 +152,11 @@ def test_docs_pages_load_their_scripts_from_this_server(live: LiveServer) -> Non
 
 def test_a_405_names_every_method_of_its_path(live: LiveServer) -> None:
     cases = {
-        "/v1/runwayml/accounts/a@b.c": "DELETE, GET, POST",
+        "/v1/runwayml/accounts/a@b.c": "DELETE, GET, HEAD, POST",
         "/v1/runwayml/tasks/some-task": "DELETE, GET, HEAD",
-        "/v1/runwayml/assets/": "GET, POST",
+        "/v1/runwayml/tasks/some-task/events": "GET",
+        "/v1/runwayml/assets/": "GET, HEAD, POST",
+        "/v1/runwayml/files/some/key.mp4": "GET, HEAD",
     }
     for path, allow in cases.items():
         resp = live.client.request("PATCH", live.base_url + path)

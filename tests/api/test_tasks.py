@@ -142,4 +142,4 @@ def test_a_wrong_method_is_a_405_in_the_envelope_with_its_allow_header(server: L
     resp = server.client.put(f"{server.api}/features/")
     assert resp.status_code == 405
     assert resp.json() == {"error": "Method not allowed.", "code": 405}
-    assert resp.headers["allow"] == "GET"
+    assert resp.headers["allow"] == "GET, HEAD"

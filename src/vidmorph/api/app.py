@@ -14,6 +14,7 @@ from starlette.routing import Route
 from vidmorph import __version__
 from vidmorph.api import errors, openapi
 from vidmorph.api.guards import RefuseNul
+from vidmorph.api.head import HeadAsGet
 from vidmorph.api.routes import (
     accounts,
     assets,
@@ -70,6 +71,7 @@ def create_app(services: Services, *, manage: bool = True, freeze: bool = False)
     app.state.metrics = registry_for(services.ctx)
     errors.install(app)
     app.add_middleware(RefuseNul)
+    app.add_middleware(HeadAsGet)
 
     # First among the routes: Starlette tries them in order, and load balancers call it most.
     @app.get("/healthz", include_in_schema=False)
@@ -90,8 +92,16 @@ def create_app(services: Services, *, manage: bool = True, freeze: bool = False)
         assert isinstance(route, APIRoute) and route.methods == {"POST"}, route
         fast = Route(PREFIX + route.path, route.endpoint, methods=["POST"], include_in_schema=False)
         app.router.routes.append(fast)
+    # HEAD of a signed file link: its headers alone (FileResponse reads nothing for a HEAD).
+    head = Route(
+        f"{PREFIX}/files/{{key:path}}",
+        assets.download_head,
+        methods=["HEAD"],
+        include_in_schema=False,
+    )
+    app.router.routes.append(head)
     app.state.methods = methods = errors.MethodTable()
-    methods.add("", [poll])  # GET and, as Starlette adds it, HEAD
+    methods.add("", [poll, head])  # the poll: GET and, as Starlette adds it, HEAD
     # Routes match in order: the two polls, the paths clients hit most, come first.
     app.include_router(tasks.router, prefix=PREFIX)
     app.include_router(runway.polls, prefix="/v1")  # before DELETE /tasks/{id}: same path

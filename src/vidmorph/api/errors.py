@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, compile_path
 
 from vidmorph import errors
+from vidmorph.api.head import answers_head
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class MethodTable:
         for regex, methods in self._rows:
             if regex.match(path):
                 found |= methods
+        if "GET" in found and answers_head(path):  # head.HeadAsGet answers it
+            found.add("HEAD")
         return ", ".join(sorted(found))
 
 

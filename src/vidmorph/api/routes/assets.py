@@ -97,3 +97,17 @@ def download(key: str, ctx: CtxDep, expires: int = 0, sig: str = "") -> Any:
     except FileNotFoundError:
         raise errors.NotFound() from None
     return FileResponse(path, filename=path.name)
+
+
+async def download_head(request: Request) -> Response:
+    """HEAD of a signed link (a plain route; api.head answers other HEADs as GETs): the file's
+    length, type and ETag, without reading it."""
+    query = request.query_params
+    expires = query.get("expires", "0")
+    return await run_in_threadpool(
+        download,
+        request.path_params["key"],
+        request.app.state.ctx,
+        int(expires) if expires.isascii() and expires.isdigit() else 0,
+        query.get("sig", ""),
+    )
