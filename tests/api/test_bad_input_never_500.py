@@ -98,3 +98,21 @@ def test_nul_bytes_and_big_user_numbers_are_4xx_on_postgresql(
         for resp in cases:
             if resp.status_code >= 400:
                 _assert_4xx_envelope(resp, resp.request.url)
+
+
+def test_refusals_before_routing_use_the_envelope_of_their_surface(server: LiveServer) -> None:
+    auth = {"Authorization": f"Bearer {server.token}", "X-Runway-Version": "2024-11-06"}
+    runway = [
+        httpx.get(f"{server.base_url}/v1/tasks/a%00b", headers=auth),
+        httpx.get(f"{server.base_url}/v1/tasks/a%0Ab", headers=auth),
+        httpx.get(f"{server.base_url}/v1/organization?x=%00", headers=auth),
+    ]
+    assert [r.status_code for r in runway] == [404, 404, 400]
+    for resp in runway:  # Runway's SDKs read {"error": "..."}
+        assert set(resp.json()) == {"error"}, resp.request.url
+    useapi = [
+        httpx.get(f"{server.api}/tasks/a%00b", headers=auth),
+        httpx.get(f"{server.base_url}/v1/runwayml", headers=auth),
+    ]
+    for resp in useapi:
+        assert resp.status_code == 404 and resp.json()["code"] == 404, resp.request.url

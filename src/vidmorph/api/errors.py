@@ -39,12 +39,19 @@ _RUNWAY_STATUS = {412: 400}
 
 
 def is_runway_path(path: str) -> bool:
-    return path.startswith("/v1/") and not path.startswith("/v1/runwayml/")
+    return path.startswith("/v1/") and not (
+        path.startswith("/v1/runwayml/") or path == "/v1/runwayml"
+    )
 
 
 def answer(request: Request, status: int, message: str, **extra: object) -> JSONResponse:
     """The error in the envelope of the surface the request came to."""
-    if not is_runway_path(request.url.path):
+    return answer_for_path(request.url.path, status, message, **extra)
+
+
+def answer_for_path(path: str, status: int, message: str, **extra: object) -> JSONResponse:
+    """`answer` by the path alone (for middleware, before there is a Request)."""
+    if not is_runway_path(path):
         return envelope(status, message, **extra)
     status = _RUNWAY_STATUS.get(status, status)
     response = JSONResponse({"error": message}, status)

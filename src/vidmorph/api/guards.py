@@ -1,4 +1,4 @@
-"""Requests refused before routing, in the contract's envelope.
+"""Requests refused before routing, in the envelope of the surface they came to.
 
 A NUL character in a path (404) or a query string (400; `%00` once decoded) reaches no route:
 no database stores one in text (PostgreSQL refuses it with an error), and no id, email or name
@@ -15,7 +15,7 @@ from urllib.parse import unquote_to_bytes
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from vidmorph.api.errors import envelope
+from vidmorph.api.errors import answer_for_path
 
 
 class RefuseNul:
@@ -40,8 +40,8 @@ _CONTROL = re.compile("[\x00-\x1f\x7f]")
 def _refusal(scope: Scope) -> JSONResponse | None:
     path: str = scope["path"]  # already percent-decoded by the server
     if _CONTROL.search(path):
-        return envelope(404, "Not found.")
+        return answer_for_path(path, 404, "Not found.")
     query: bytes = scope.get("query_string", b"")
     if b"%00" in query and b"\x00" in unquote_to_bytes(query):
-        return envelope(400, "Query strings may not contain NUL characters.")
+        return answer_for_path(path, 400, "Query strings may not contain NUL characters.")
     return None
