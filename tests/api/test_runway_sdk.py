@@ -20,9 +20,11 @@ from sqlalchemy import func, select, update
 from tests.harness import LiveServer, start_server
 from tests.receiver import serve_files
 from tests.videos import make_image, make_video, probe_output
+from vidmorph.api.runway_schemas import ASPECT_RATIOS
 from vidmorph.config import Settings
 from vidmorph.domain.clock import utcnow
 from vidmorph.service.accounts import create_token
+from vidmorph.service.generate import FRAME_SIZES
 from vidmorph.store.tables import assets as assets_table
 from vidmorph.store.tables import uploads as uploads_table
 
@@ -87,7 +89,24 @@ def test_aleph2_takes_a_data_uri_and_a_9_16_frame(live: LiveServer, tmp_path: Pa
     assert done.status == "SUCCEEDED", done
     (tmp_path / "out.mp4").write_bytes(httpx.get(done.output[0]).content)
     info = probe_output(tmp_path / "out.mp4")
-    assert (info["width"], info["height"]) == (768, 1280)
+    assert (info["width"], info["height"]) == (720, 1280)  # 9:16 exactly
+    square = client.video_to_video.create(
+        model="aleph2", video_uri=data_uri, target_aspect_ratio="1:1", seed=3
+    )
+    assert wait(client, square.id, {"SUCCEEDED", "FAILED"}).status == "SUCCEEDED"
+    (url,) = client.tasks.retrieve(square.id).output
+    (tmp_path / "square.mp4").write_bytes(httpx.get(url).content)
+    info = probe_output(tmp_path / "square.mp4")
+    assert (info["width"], info["height"]) == (960, 960)
+
+
+@pytest.mark.parametrize("ratio", ASPECT_RATIOS)
+def test_each_target_aspect_ratio_has_a_frame_of_its_shape(ratio: str) -> None:
+    width, height = FRAME_SIZES[ratio]
+    across, down = (int(n) for n in ratio.split(":"))
+    assert width * down == height * across  # exactly the ratio asked for
+    assert width % 16 == 0 and height % 16 == 0  # what the engines' VAEs and the codec take
+    assert 0.75e6 <= width * height <= 1.1e6  # about Runway's own 1280x720
 
 
 def test_a_video_url_is_fetched_under_the_callback_guard(live: LiveServer, tmp_path: Path) -> None:

@@ -38,7 +38,21 @@ log = logging.getLogger(__name__)
 CREDITS_PER_S = {"gen3a": 10, "gen3a_turbo": 5, "gen4_aleph": 15, "aleph2": 15}
 #: the task types Runway's own API makes (POST /v1/video_to_video's models)
 RUNWAY_MODELS = ("gen4_aleph", "aleph2")
-FRAME_SIZES = {"landscape": (1280, 768), "portrait": (768, 1280)}
+#: output frames by aspect: useapi's Gen-3 two, then Runway's targetAspectRatio values, each
+#: exactly its ratio at about Runway's 1280x720 (0.77-0.92 megapixels), sides multiples of 16
+#: (the diffusion engines pad to their own multiple and crop back)
+FRAME_SIZES = {
+    "landscape": (1280, 768),
+    "portrait": (768, 1280),
+    "16:9": (1280, 720),
+    "9:16": (720, 1280),
+    "4:3": (1088, 816),
+    "3:4": (816, 1088),
+    "3:2": (1152, 768),
+    "2:3": (768, 1152),
+    "1:1": (960, 960),
+    "21:9": (1344, 576),
+}
 MAX_SEED = 4294967294
 
 

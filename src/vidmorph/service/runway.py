@@ -26,8 +26,6 @@ from vidmorph.service.views import signed_url
 
 log = logging.getLogger(__name__)
 
-#: Runway's targetAspectRatio values this server's output frames honour
-ASPECT_FRAMES = {"16:9": "landscape", "9:16": "portrait"}
 #: a generous stand-in for Runway's per-model daily cap, which Vidmorph does not impose
 DAILY_GENERATIONS = 100_000
 
@@ -54,14 +52,10 @@ def create(ctx: AppContext, user: User, req: RunwayRequest) -> Task:
         )
     if req.output_format != "mp4":
         raise errors.BadRequest("outputFormat: this server makes mp4 (H.264) only.")
-    aspect = "landscape"
-    if req.target_aspect_ratio is not None:
-        if req.target_aspect_ratio not in ASPECT_FRAMES:
-            raise errors.BadRequest(
-                f"targetAspectRatio {req.target_aspect_ratio}: this server makes 16:9 "
-                "(1280x768) or 9:16 (768x1280) only."
-            )
-        aspect = ASPECT_FRAMES[req.target_aspect_ratio]
+    # Without a targetAspectRatio, the Gen-3 landscape frame (1280x768) as before.
+    aspect = req.target_aspect_ratio or "landscape"
+    if aspect not in generate.FRAME_SIZES:  # the schema admits Runway's eight values only
+        raise errors.BadRequest(f"targetAspectRatio {aspect}: not a size this server makes.")
     account = accounts.resolve_account(ctx, user, None)
     video = sources.asset_for_uri(ctx, user, account.email, req.video_uri, "videoUri")
     # A video this request brought in (not a runway:// upload) is removed again when the
