@@ -327,3 +327,30 @@ def test_runway_uris_last_24_hours_and_fetched_urls_keep_the_upload_limit(
         assert big.value.status_code == 413
         assert big.value.body == {"error": "videoUri is larger than 20000 bytes."}
         assert list(live.ctx.tmp_dir.glob("source-*")) == []
+
+
+def test_the_key_works_on_its_default_account_when_the_user_has_several(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings()) as live:
+        client = sdk(live)
+        default = live.client.get(f"{live.api}/features/").json()["email"]
+        for email in ("zed@example.com", "amy@example.com"):
+            made = live.client.post(f"{live.api}/accounts/{email}", json={"maxJobs": 2})
+            assert made.status_code == 200
+        # useapi's surface now wants an email; Runway's, which has none, uses the default
+        assert live.client.get(f"{live.api}/features/").status_code == 400
+        assert client.organization.retrieve().tier.models["gen4_aleph"].max_concurrent_generations
+        uri = client.uploads.create_ephemeral(file=make_video(tmp_path / "in.mp4", seconds=1)).uri
+        created = client.video_to_video.create(model="gen4_aleph", prompt_text="x", video_uri=uri)
+        assert wait(client, created.id, {"SUCCEEDED"}).status == "SUCCEEDED"
+        mine = live.client.get(f"{live.api}/tasks/", params={"email": default}).json()
+        assert [t["taskId"].rsplit(":", 1)[1] for t in mine] == [created.id]
+        assert client.organization.retrieve_usage().results[0].used_credits[0].amount == 15
+        # without the default account, the oldest of the others (zed, made first)
+        assert live.client.delete(f"{live.api}/accounts/{default}").status_code == 204
+        uri = client.uploads.create_ephemeral(file=tmp_path / "in.mp4").uri
+        again = client.video_to_video.create(model="gen4_aleph", prompt_text="x", video_uri=uri)
+        zed = live.client.get(f"{live.api}/tasks/", params={"email": "zed@example.com"}).json()
+        assert [t["taskId"].rsplit(":", 1)[1] for t in zed] == [again.id]
+        assert wait(client, again.id, {"SUCCEEDED"}).status == "SUCCEEDED"

@@ -137,6 +137,18 @@ def resolve_account(ctx: AppContext, user: User, email: str | None) -> Account:
     return accounts[0]
 
 
+def default_account(ctx: AppContext, user: User) -> Account:
+    """The account Runway's surface works on, which has no email parameter: the one named
+    `VIDMORPH_DEFAULT_EMAIL`, else the user's oldest (404 when the user has none)."""
+    named = ctx.accounts.get(user.id, ctx.settings.default_email)
+    if named is not None:
+        return named
+    found = ctx.accounts.all_of(user.id)
+    if not found:
+        raise errors.NotFound(NO_CONFIGURATION)
+    return min(found, key=lambda a: (a.created_at, a.email))
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)

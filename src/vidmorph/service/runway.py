@@ -56,7 +56,7 @@ def create(ctx: AppContext, user: User, req: RunwayRequest) -> Task:
     aspect = req.target_aspect_ratio or "landscape"
     if aspect not in generate.FRAME_SIZES:  # the schema admits Runway's eight values only
         raise errors.BadRequest(f"targetAspectRatio {aspect}: not a size this server makes.")
-    account = accounts.resolve_account(ctx, user, None)
+    account = accounts.default_account(ctx, user)
     video = sources.asset_for_uri(ctx, user, account.email, req.video_uri, "videoUri")
     # A video this request brought in (not a runway:// upload) is removed again when the
     # request is refused, so a refusal stores nothing.
@@ -155,7 +155,7 @@ def _failure(error: Any) -> tuple[str, str | None]:
 
 def organization_view(ctx: AppContext, user: User) -> dict[str, Any]:
     """`GET /v1/organization`: the default account's credits, limits and today's use."""
-    account = accounts.resolve_account(ctx, user, None)
+    account = accounts.default_account(ctx, user)
     today = ctx.tasks.created_today(user.id, account.email)
     models = {
         model: {
@@ -175,7 +175,7 @@ def usage_view(ctx: AppContext, user: User, start: date, before: date) -> dict[s
     """`POST /v1/organization/usage`: credits the default account spent per UTC day and model
     in [start, before), net of what FAILED and CANCELLED tasks gave back; days with no use are
     left out. Counted from the tasks kept: a deleted task's credits leave the figures."""
-    account = accounts.resolve_account(ctx, user, None)
+    account = accounts.default_account(ctx, user)
     rows = ctx.tasks.credits_by_day(user.id, account.email, _midnight(start), _midnight(before))
     days: dict[date, list[dict[str, Any]]] = {}
     for day, model, credits in rows:

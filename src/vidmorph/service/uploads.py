@@ -74,7 +74,7 @@ def receive(ctx: AppContext, upload: Upload, file: Path, content_type: str) -> N
     if owner is None:
         file.unlink(missing_ok=True)
         raise errors.NotFound("This upload link has expired or is not valid.")
-    account = accounts.resolve_account(ctx, owner, None)
+    account = accounts.default_account(ctx, owner)
     if not content_type.startswith(("video/", "image/")):
         content_type = asset_service.content_type_for(upload.filename)
     asset = asset_service.ingest(
