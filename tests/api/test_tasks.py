@@ -84,6 +84,16 @@ def test_list_filters_by_status_and_rejects_unknown_ones(
     unknown = server.client.get(f"{server.api}/tasks/", params={"email": "nobody@example.com"})
     assert unknown.status_code == 404 and unknown.json()["code"] == 404
     assert "nobody@example.com" in unknown.json()["error"]
+    # with a second account, the list must be told which (useapi §1), as /assets/ must
+    made = server.client.post(f"{server.api}/accounts/other@example.com", json={"maxJobs": 1})
+    assert made.status_code == 200
+    for path in ("tasks/", "assets/", "features/"):
+        several = server.client.get(f"{server.api}/{path}")
+        assert several.status_code == 400 and "email" in several.json()["error"], path
+    again = server.client.get(f"{server.api}/tasks/", params={"email": email}).json()
+    assert [t["taskId"] for t in again] == [done["taskId"]]
+    other = server.client.get(f"{server.api}/tasks/", params={"email": "other@example.com"})
+    assert other.json() == []
 
 
 def test_deleting_a_finished_task_removes_it_and_its_files(

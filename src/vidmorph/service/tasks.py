@@ -70,9 +70,10 @@ def page(
     offset: int,
     limit: int,
 ) -> list[Task]:
-    if email:
-        accounts.resolve_account(ctx, user, email)  # an unknown account is a 404, as elsewhere
-    return ctx.tasks.page(user.id, email, statuses, offset, limit)
+    # As GET /assets/ and /features/ (useapi §1): the named account (404 when unknown), else
+    # the only one; with several, `email` is required (400).
+    account = accounts.resolve_account(ctx, user, email)
+    return ctx.tasks.page(user.id, account.email, statuses, offset, limit)
 
 
 def cancel_or_delete(ctx: AppContext, user: User, task_id: str) -> None:
