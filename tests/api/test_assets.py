@@ -111,6 +111,28 @@ def test_delete_removes_the_asset_and_its_files(server: LiveServer, tmp_path: Pa
     assert _leftovers(server) == []
 
 
+def test_a_tasks_output_names_its_task_and_leaves_the_task_when_deleted(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    source = server.upload_video(tmp_path, seconds=1)
+    task = server.create({"assetId": source["assetId"], "text_prompt": "noir"}).json()
+    done = server.wait_task(task["taskId"], {"SUCCEEDED"})
+    (artifact,) = done["artifacts"]
+    listed = server.client.get(f"{server.api}/assets/").json()
+    by_id = {a["assetId"]: a for a in listed}
+    assert by_id[artifact["assetId"]]["taskId"] == task["taskId"]
+    assert by_id[artifact["assetId"]]["isUserUpload"] is False
+    assert by_id[source["assetId"]]["taskId"] is None
+    one = server.client.get(f"{server.api}/assets/{artifact['assetId']}").json()
+    assert one["taskId"] == task["taskId"]
+    # the poll's answer is reused while its task is unchanged: deleting an output changes it
+    for _ in range(3):
+        assert len(server.client.get(f"{server.api}/tasks/{task['taskId']}").json()["artifacts"])
+    assert server.client.delete(f"{server.api}/assets/{artifact['assetId']}").status_code == 204
+    after = server.client.get(f"{server.api}/tasks/{task['taskId']}").json()
+    assert after["status"] == "SUCCEEDED" and after["artifacts"] == []
+
+
 def test_signed_urls_refuse_tampering(server: LiveServer, tmp_path: Path) -> None:
     asset = server.upload_video(tmp_path, seconds=1)
     url = asset["url"]

@@ -242,7 +242,10 @@ def asset_view(ctx: AppContext, asset: Asset) -> dict[str, Any]:
         "userPicture": None,
         "userId": asset.user_id,
         "parentAssetGroupId": asset.task_uuid,
-        "taskId": None,
+        # a task's output: the task that made it (of the same account), as in its artifacts
+        "taskId": None
+        if asset.task_uuid is None
+        else format_id(asset.user_id, asset.email, "task", asset.task_uuid),
     }
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, insert, select
+from sqlalchemy import Connection, Select, delete, insert, select, update
 
+from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Account, Asset, MediaMeta
 from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
 from vidmorph.store.joins import prefixed, split
 from vidmorph.store.prepared import Statements, arg
-from vidmorph.store.tables import accounts, assets
+from vidmorph.store.tables import accounts, assets, tasks
 
 
 def to_asset(row: Any) -> Asset:
@@ -118,7 +119,9 @@ class AssetStore:
             return {r.uuid: to_asset(r) for r in conn.execute(query).all()}
 
     def delete(self, user_id: int, uuid: str) -> Asset | None:
-        """Remove the row and return it, so the caller can delete its blobs."""
+        """Remove the row and return it, so the caller can delete its blobs. A task's output
+        also touches its task's row: every process's poll cache (service.view_cache) reuses a
+        view only while that row is unchanged, and the view lists the task's outputs."""
         with self.db.write() as conn:
             row = conn.execute(
                 select(assets).where(assets.c.user_id == user_id, assets.c.uuid == uuid)
@@ -126,4 +129,8 @@ class AssetStore:
             if row is None:
                 return None
             conn.execute(delete(assets).where(assets.c.uuid == uuid))
+            if row.task_uuid is not None:
+                conn.execute(
+                    update(tasks).where(tasks.c.uuid == row.task_uuid).values(updated_at=utcnow())
+                )
         return to_asset(row)
