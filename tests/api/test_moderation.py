@@ -38,6 +38,11 @@ def test_flagged_prompt_fails_at_once_calls_back_and_suspends(
         suspended = live.create({"assetId": asset["assetId"], "text_prompt": "a calm lake"})
         assert suspended.status_code == 401
         assert suspended.json() == {"error": "This account has been suspended.", "code": 401}
+        # deleting and making the account again would shed the suspension: refused
+        gone = live.client.delete(f"{live.api}/accounts/default@vidmorph.local")
+        assert gone.status_code == 401 and gone.json()["error"] == suspended.json()["error"]
+        kept = live.client.get(f"{live.api}/accounts/default@vidmorph.local").json()
+        assert kept["error"] == "This account has been suspended."
         live.ctx.accounts.set_suspended(1, "default@vidmorph.local", False)
         assert (
             live.create({"assetId": asset["assetId"], "text_prompt": "a calm lake"}).status_code

@@ -91,12 +91,15 @@ class AccountStore:
 
     def delete(self, user_id: int, email: str) -> bool:
         """Remove the account; Conflict while it has PENDING or RUNNING tasks (their reserved
-        credits and slots belong to it)."""
+        credits and slots belong to it), AccountSuspended while it is suspended (deleting and
+        making it again would shed the suspension only an operator may lift)."""
         key = (accounts.c.user_id == user_id) & (accounts.c.email == email)
         with self.db.write() as conn:
             # The row lock first: an admission that holds it has its task inserted but not yet
             # committed, so counting before it commits would miss that task.
-            conn.execute(select(accounts.c.email).where(key).with_for_update()).first()
+            found = conn.execute(select(accounts.c.suspended).where(key).with_for_update()).first()
+            if found is not None and found.suspended:
+                raise errors.AccountSuspended()
             busy = conn.execute(
                 select(func.count())
                 .select_from(tasks)
