@@ -40,9 +40,8 @@ def asset_for_uri(
     if uri.startswith("runway://"):
         found = _uploaded(ctx, user, email, uri, field, media_type)
         if found.media_type != media_type:
-            article = "an" if found.media_type == "image" else "a"
             raise errors.BadRequest(
-                f"{field}: this upload is {article} {found.media_type}, not a {media_type}."
+                f"{field}: this upload is {_a(found.media_type)}, not {_a(media_type)}."
             )
         return found
     if uri.startswith("data:"):
@@ -117,7 +116,7 @@ def _from_data_uri(
         raise errors.BadRequest(f"{field}: a data URI must be base64 (data:video/mp4;base64,...).")
     if content_type and not content_type.startswith(f"{media_type}/"):
         raise errors.BadRequest(
-            f"{field}: this data URI holds {content_type}; it must be a {media_type} "
+            f"{field}: this data URI holds {content_type}; it must be {_a(media_type)} "
             f"(data:{media_type}/...;base64,...)."
         )
     limit = DATA_URI_MAX_BYTES[media_type]
@@ -148,10 +147,10 @@ def _content_type(announced: str, name: str, media_type: str, field: str) -> str
     if base.startswith(f"{media_type}/"):
         return base
     if base.startswith(("video/", "image/")):
-        raise errors.BadRequest(f"{field}: this is {base}; it must be a {media_type}.")
+        raise errors.BadRequest(f"{field}: this is {base}; it must be {_a(media_type)}.")
     guessed = mimetypes.guess_type(name.split("?")[0])[0] or ""
     if guessed.startswith(("video/", "image/")) and not guessed.startswith(f"{media_type}/"):
-        raise errors.BadRequest(f"{field}: {guessed} by its name; it must be a {media_type}.")
+        raise errors.BadRequest(f"{field}: {guessed} by its name; it must be {_a(media_type)}.")
     if guessed in asset_service.VIDEO_TYPES or guessed in asset_service.IMAGE_TYPES:
         return guessed
     # No kind is said, or one this server does not name: the probe decides (a file of the
@@ -162,3 +161,7 @@ def _content_type(announced: str, name: str, media_type: str, field: str) -> str
 def _temp_path(ctx: AppContext) -> Path:
     with tempfile.NamedTemporaryFile(dir=ctx.tmp_dir, prefix="source-", delete=False) as tmp:
         return Path(tmp.name)
+
+
+def _a(media_type: str) -> str:
+    return f"an {media_type}" if media_type == "image" else f"a {media_type}"
