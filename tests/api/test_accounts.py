@@ -40,12 +40,18 @@ def test_account_validation_errors_are_400(server: LiveServer) -> None:
         ("new@x.com", {"maxJobs": 0}),
         ("new@x.com", {"email": "other@x.com", "maxJobs": 1}),
         ("not-an-email", {"maxJobs": 1}),
+        ("@x.com", {"maxJobs": 1}),
+        ("a@", {"maxJobs": 1}),
+        ("e" * 65 + "@x.com", {"maxJobs": 1}),  # RFC 5321: 64 before the @
+        ("e" * 60 + "@" + "d" * 190 + ".com", {"maxJobs": 1}),  # and 254 in all
         ("new@x.com", {"maxJobs": 1, "plan": "gold"}),
     ]
     for email, body in cases:
         resp = server.client.post(f"{api}/accounts/{email}", json=body)
         assert resp.status_code == 400, (email, body, resp.text)
         assert resp.json()["code"] == 400 and resp.json()["error"]
+    longest = "e" * 64 + "@" + "d" * 185 + ".com"  # 254 characters: taken
+    assert server.client.post(f"{api}/accounts/{longest}", json={"maxJobs": 1}).status_code == 200
 
 
 def test_features_report_plan_credits(server: LiveServer) -> None:

@@ -160,8 +160,12 @@ NO_CONFIGURATION = "Configuration not found. To create configuration use POST /a
 
 def save_account(ctx: AppContext, user: User, email: str, body: dict[str, Any]) -> Account:
     """Create the account (maxJobs required) or update the fields the body gives."""
-    if "@" not in email or len(email) > 320:
-        raise errors.BadRequest("email must be an email address.")
+    local, at, domain = email.rpartition("@")
+    # RFC 5321's limits: 64 characters before the @, 254 in all
+    if not at or not local or not domain or len(local) > 64 or len(email) > 254:
+        raise errors.BadRequest(
+            "email must be an email address (at most 64 characters before the @, 254 in all)."
+        )
     if body.get("replyUrl"):
         validate_reply_url(body["replyUrl"], allow_private=ctx.settings.callback_allow_private)
     values: dict[str, Any] = {}
