@@ -232,3 +232,32 @@ def make_damaged_mjpeg(
                 container.mux(packet)
         container.mux(stream.encode(None))
     return path
+
+
+#: (container format, audio codec) by file suffix, for make_audio
+AUDIO_FORMATS = {
+    ".wav": ("wav", "pcm_s16le"),
+    ".mp3": ("mp3", "libmp3lame"),
+    ".flac": ("flac", "flac"),
+    ".ogg": ("ogg", "libopus"),
+    ".webm": ("webm", "libopus"),
+}
+
+
+def make_audio(path: Path, seconds: float = 1.0) -> Path:
+    """An audio-only file of the 440 Hz tone, its format by `path`'s suffix (AUDIO_FORMATS)."""
+    fmt, codec = AUDIO_FORMATS[path.suffix]
+    rate = 48_000 if codec == "libopus" else AUDIO_RATE_HZ
+    with av.open(str(path), "w", format=fmt) as container:
+        sound = container.add_stream(codec, rate=rate, layout="mono")
+        total, chunk = round(seconds * rate), 960
+        wave = np.sin(2 * np.pi * TONE_HZ * np.arange(total) / rate).astype(np.float32) * 0.5
+        for start in range(0, total, chunk):
+            samples = np.ascontiguousarray(wave[None, start : start + chunk])
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = start
+            frame.time_base = Fraction(1, rate)
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode(None))
+    return path

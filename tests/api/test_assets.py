@@ -8,7 +8,7 @@ from urllib.parse import quote
 import httpx
 
 from tests.harness import LiveServer, start_server
-from tests.videos import make_image, make_video
+from tests.videos import make_audio, make_image, make_video
 
 
 def _leftovers(server: LiveServer) -> list[Path]:
@@ -101,6 +101,42 @@ def test_list_filters_by_media_type_and_validates_paging(
     for query in ("limit=51", "offset=-1", "mediaType=pdf", "limit=abc"):
         resp = server.client.get(f"{server.api}/assets/?{query}")
         assert resp.status_code == 400, query
+
+
+def test_audio_is_kept_as_an_asset_but_is_no_tasks_input(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    uploads = {
+        "audio/wav": make_audio(tmp_path / "tone.wav", seconds=1.5),
+        "audio/mpeg": make_audio(tmp_path / "tone.mp3", seconds=1.5),
+        "audio/flac": make_audio(tmp_path / "tone.flac", seconds=1.5),
+        "audio/ogg": make_audio(tmp_path / "tone.ogg", seconds=1.5),
+        "audio/webm": make_audio(tmp_path / "tone.webm", seconds=1.5),
+    }
+    made = {ctype: server.upload(path, ctype) for ctype, path in uploads.items()}
+    for ctype, asset in made.items():
+        assert asset["mediaType"] == "audio" and asset["type"]["name"] == "audio", ctype
+        assert asset["previewUrls"] == [] and asset["isUserUpload"] is True
+        assert asset["metadata"]["hasAudio"] is True
+        assert abs(asset["metadata"]["duration"] - 1.5) < 0.05, ctype
+        assert httpx.get(asset["url"]).content == uploads[ctype].read_bytes()
+    assert made["audio/mpeg"]["fileExtStandardized"] == "mp3"
+    listed = server.client.get(f"{server.api}/assets/?offset=0&limit=10&mediaType=audio").json()
+    assert {a["assetId"] for a in listed} == {a["assetId"] for a in made.values()}
+    task = server.create({"assetId": made["audio/wav"]["assetId"], "text_prompt": "x"})
+    assert task.status_code == 400 and "is not a video" in task.json()["error"]
+    # the kind is checked: a video sent as audio, noise sent as audio, are 400s naming why
+    for ctype, body in (
+        ("audio/mpeg", make_video(tmp_path / "v.mp4", seconds=0.5, size=(64, 48)).read_bytes()),
+        ("audio/wav", b"RIFF" + b"noise" * 200),
+    ):
+        resp = server.client.post(
+            f"{server.api}/assets/?name=x", content=body, headers={"Content-Type": ctype}
+        )
+        assert resp.status_code == 400 and "audio" in resp.json()["error"], ctype
+    wav_id = made["audio/wav"]["assetId"]
+    assert server.client.delete(f"{server.api}/assets/{wav_id}").status_code == 204
+    assert httpx.get(made["audio/wav"]["url"]).status_code == 404
 
 
 def test_delete_removes_the_asset_and_its_files(server: LiveServer, tmp_path: Path) -> None:

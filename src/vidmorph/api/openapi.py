@@ -52,6 +52,8 @@ UPLOAD_TYPES = (
     "video/x-matroska",
     "image/png",
     "image/jpeg",
+    "audio/wav",
+    "audio/mpeg",
 )
 
 

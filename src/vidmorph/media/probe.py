@@ -16,7 +16,7 @@ from av.video.stream import VideoStream
 
 from vidmorph.errors import InvalidMedia
 
-MediaType = Literal["video", "image"]
+MediaType = Literal["video", "image", "audio"]
 
 # Only demuxers for the contract's video and image types. Others (hls, concat, tty...) would
 # follow links inside the file to other files or URLs, or read any text file as "video".

@@ -1,4 +1,7 @@
-"""Assets: ingest an upload (type check, probe, preview, store), list, get and delete."""
+"""Assets: ingest an upload (type check, probe, preview, store), list, get and delete.
+
+Videos and images are probed and given a preview; audio files are probed and kept as they
+are (no preview, no engine takes them)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from vidmorph.domain.models import Account, Asset, MediaMeta, User
 from vidmorph.media.decode import read_clip
 from vidmorph.media.encode import write_jpeg
 from vidmorph.media.probe import MediaInfo, probe
+from vidmorph.media.probe_audio import probe_audio
 from vidmorph.service.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,16 @@ VIDEO_TYPES = {
     "video/ogg": "ogv",
 }
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
+# compat(useapi §3): audio is kept as an asset (no engine here takes it as a task's input).
+AUDIO_TYPES = {
+    "audio/wav": "wav",
+    "audio/wave": "wav",
+    "audio/x-wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/flac": "flac",
+    "audio/ogg": "ogg",
+    "audio/webm": "webm",
+}
 PREVIEW_WIDTH = 640
 
 
@@ -44,9 +58,11 @@ def media_type_of(content_type: str | None) -> tuple[str, str]:
         return "video", VIDEO_TYPES[base]
     if base in IMAGE_TYPES:
         return "image", IMAGE_TYPES[base]
+    if base in AUDIO_TYPES:
+        return "audio", AUDIO_TYPES[base]
     raise errors.UnsupportedMediaType(
-        f"Unsupported Content-Type {base or '(none)'!r}; send a video ({', '.join(VIDEO_TYPES)})"
-        f" or an image ({', '.join(IMAGE_TYPES)})."
+        f"Unsupported Content-Type {base or '(none)'!r}; send a video ({', '.join(VIDEO_TYPES)}),"
+        f" an image ({', '.join(IMAGE_TYPES)}) or audio ({', '.join(AUDIO_TYPES)})."
     )
 
 
@@ -63,20 +79,26 @@ def ingest(
     """Probe `upload` and keep it as a new asset; the upload file is consumed either way."""
     try:
         media_type, ext = media_type_of(content_type)
-        info = probe(upload, max_pixels=ctx.settings.max_input_pixels)
+        if media_type == "audio":
+            info = probe_audio(upload)
+        else:
+            info = probe(upload, max_pixels=ctx.settings.max_input_pixels)
         if info.media_type != media_type:
             raise errors.InvalidMedia(
                 f"Content-Type says {media_type} but the file is {info.media_type}."
             )
         uid = ids.new_uuid()
         base = f"{user.id}/{uid}"
-        preview_key = _store_preview(ctx, upload, info, f"{base}/preview.jpg")
+        preview_key = None
+        if media_type != "audio":
+            preview_key = _store_preview(ctx, upload, info, f"{base}/preview.jpg")
         blob_key = f"{base}/{media_type}.{ext}"
         try:
             ctx.storage.put(blob_key, upload)
         except errors.StorageUnavailable:
-            with contextlib.suppress(errors.StorageUnavailable):
-                ctx.storage.delete(preview_key)  # no asset will own it
+            if preview_key is not None:
+                with contextlib.suppress(errors.StorageUnavailable):
+                    ctx.storage.delete(preview_key)  # no asset will own it
             raise
     finally:
         upload.unlink(missing_ok=True)

@@ -161,6 +161,8 @@ def _metadata(asset: Asset) -> dict[str, Any] | None:
     m = asset.meta
     if m is None:
         return None
+    if asset.media_type == "audio":  # no pictures: no frame rate, size or alpha to speak of
+        return {"duration": round(m.duration_s, 3), "hasAudio": True}
     # compat(useapi §3): both the 2024 form (dimensions, size) and the 2025 form (width, ...).
     return {
         "frameRate": m.fps,
