@@ -13,8 +13,7 @@ from starlette.routing import Route
 
 from vidmorph import __version__
 from vidmorph.api import errors, openapi
-from vidmorph.api.guards import RefuseNul
-from vidmorph.api.head import HeadAsGet
+from vidmorph.api.guards import Guards
 from vidmorph.api.routes import (
     accounts,
     assets,
@@ -70,8 +69,7 @@ def create_app(services: Services, *, manage: bool = True, freeze: bool = False)
     app.state.auth = Authenticator(services.ctx)
     app.state.metrics = registry_for(services.ctx)
     errors.install(app)
-    app.add_middleware(RefuseNul)
-    app.add_middleware(HeadAsGet)
+    app.add_middleware(Guards)  # control characters refused, HEAD routed as GET
 
     # First among the routes: Starlette tries them in order, and load balancers call it most.
     @app.get("/healthz", include_in_schema=False)

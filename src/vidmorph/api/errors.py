@@ -89,7 +89,7 @@ class MethodTable:
         for regex, methods in self._rows:
             if regex.match(path):
                 found |= methods
-        if "GET" in found and answers_head(path):  # head.HeadAsGet answers it
+        if "GET" in found and answers_head(path):  # api.guards routes it as the GET (api.head)
             found.add("HEAD")
         return ", ".join(sorted(found))
 

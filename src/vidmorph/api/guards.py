@@ -16,11 +16,13 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vidmorph.api.errors import answer_for_path
+from vidmorph.api.head import head_as_get
 
 
-class RefuseNul:
+class Guards:
     """ASGI middleware: 404 for a path holding a control character (it names nothing here),
-    400 for a query string holding a NUL."""
+    400 for a query string holding a NUL; and a HEAD routed as its GET (`api.head`), in the
+    same layer, as every layer costs each request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,6 +33,8 @@ class RefuseNul:
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
+            if scope["method"] == "HEAD":
+                scope = head_as_get(scope)
         await self.app(scope, receive, send)
 
 
