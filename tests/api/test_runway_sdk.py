@@ -67,7 +67,8 @@ def test_the_documented_flow_upload_create_wait_and_download(
     (url,) = done.output
     (tmp_path / "out.mp4").write_bytes(httpx.get(url).content)
     info = probe_output(tmp_path / "out.mp4")
-    assert (info["width"], info["height"], info["codec"]) == (1280, 768, "h264")
+    # gen4_aleph keeps the input's framing: 320x192 (5:3) is nearest 16:9 of Runway's ratios
+    assert (info["width"], info["height"], info["codec"]) == (1280, 720, "h264")
     # One task store, two wire formats: useapi's surface shows the same task.
     (seen,) = live.client.get(f"{live.api}/tasks/").json()
     assert seen["id"] == created.id and seen["taskType"] == "gen4_aleph"
@@ -98,6 +99,13 @@ def test_aleph2_takes_a_data_uri_and_a_9_16_frame(live: LiveServer, tmp_path: Pa
     (tmp_path / "square.mp4").write_bytes(httpx.get(url).content)
     info = probe_output(tmp_path / "square.mp4")
     assert (info["width"], info["height"]) == (960, 960)
+    # no ratio asked: the phone's own 9:16, not a landscape crop of it
+    upright = client.video_to_video.create(model="gen4_aleph", prompt_text="x", video_uri=data_uri)
+    assert wait(client, upright.id, {"SUCCEEDED", "FAILED"}).status == "SUCCEEDED"
+    (url,) = client.tasks.retrieve(upright.id).output
+    (tmp_path / "upright.mp4").write_bytes(httpx.get(url).content)
+    info = probe_output(tmp_path / "upright.mp4")
+    assert (info["width"], info["height"]) == (720, 1280)
 
 
 @pytest.mark.parametrize("ratio", ASPECT_RATIOS)
