@@ -103,6 +103,23 @@ def test_list_filters_by_media_type_and_validates_paging(
         assert resp.status_code == 400, query
 
 
+def test_an_image_is_kept_as_the_format_it_is_whatever_its_header_says(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    cases = [  # (what it is, what the upload said, the extension kept)
+        (make_image(tmp_path / "a.png", (64, 48), "PNG"), "image/jpeg", "png"),
+        (make_image(tmp_path / "b.jpg", (64, 48), "JPEG"), "image/png", "jpg"),
+        (make_image(tmp_path / "c.webp", (64, 48), "WEBP"), "image/jpeg", "webp"),
+        (make_image(tmp_path / "d.gif", (64, 48), "GIF"), "image/gif", "gif"),
+    ]
+    for path, said, ext in cases:
+        asset = server.upload(path, said)
+        assert asset["fileExtStandardized"] == ext, path.name
+        got = httpx.get(asset["url"])
+        assert got.content == path.read_bytes()
+        assert got.headers["content-type"] == f"image/{'jpeg' if ext == 'jpg' else ext}"
+
+
 def test_audio_is_kept_as_an_asset_but_is_no_tasks_input(
     server: LiveServer, tmp_path: Path
 ) -> None:

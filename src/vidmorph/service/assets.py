@@ -38,6 +38,13 @@ VIDEO_TYPES = {
     "video/ogg": "ogv",
 }
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
+#: what an image is by its probed codec: (Content-Type, extension)
+IMAGE_BY_CODEC = {
+    "png": ("image/png", "png"),
+    "mjpeg": ("image/jpeg", "jpg"),
+    "gif": ("image/gif", "gif"),
+    "webp": ("image/webp", "webp"),
+}
 # compat(useapi §3): audio is kept as an asset (no engine here takes it as a task's input).
 AUDIO_TYPES = {
     "audio/wav": "wav",
@@ -87,6 +94,10 @@ def ingest(
             raise errors.InvalidMedia(
                 f"Content-Type says {media_type} but the file is {info.media_type}."
             )
+        if media_type == "image" and info.codec in IMAGE_BY_CODEC:
+            # The picture's own format, not the header's word for it (a PNG sent as
+            # image/jpeg, a WebP renamed .jpeg as some clients do, is kept and served as such)
+            content_type, ext = IMAGE_BY_CODEC[info.codec]
         uid = ids.new_uuid()
         base = f"{user.id}/{uid}"
         preview_key = None
