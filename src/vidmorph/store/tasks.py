@@ -23,10 +23,8 @@ from vidmorph.store.queue import LineSnapshot, QueueFigures
 from vidmorph.store.tables import accounts, assets, deliveries, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES, artifacts_of, task_artifacts, to_task
 from vidmorph.store.throttle import TaskThrottle
-from vidmorph.store.transitions import TaskTransitions
+from vidmorph.store.transitions import RELEASES_CREDITS, TaskTransitions
 
-#: statuses whose reserved credits were given back
-_RELEASED = (TaskStatus.FAILED.value, TaskStatus.CANCELLED.value)
 _source = assets.alias("source")
 #: the task row, its source asset and its account, in one statement (GET /tasks/{taskId})
 _VIEW_COLUMNS = [*tasks.c, *prefixed(_source, "source_"), *prefixed(accounts, "account_")]
@@ -250,7 +248,7 @@ class TaskStore(TaskAdmission, TaskThrottle, TaskTransitions):
             select(day, tasks.c.task_type, func.sum(tasks.c.credits))
             .where(tasks.c.user_id == user_id, tasks.c.email == email)
             .where(tasks.c.created_at >= start, tasks.c.created_at < before)
-            .where(tasks.c.status.not_in(list(_RELEASED)), tasks.c.credits > 0)
+            .where(tasks.c.status.not_in(sorted(RELEASES_CREDITS)), tasks.c.credits > 0)
             .group_by(day, tasks.c.task_type)
             .order_by(day, tasks.c.task_type)
         )

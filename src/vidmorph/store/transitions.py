@@ -24,7 +24,8 @@ from vidmorph.store.tables import accounts, tasks
 
 log = logging.getLogger(__name__)
 
-_RELEASES_CREDITS = {TaskStatus.FAILED, TaskStatus.CANCELLED}
+#: statuses whose reserved credits go back to the account
+RELEASES_CREDITS = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
 def charge(conn: Connection, user_id: int, email: str, credits: int) -> None:
@@ -83,7 +84,7 @@ class TaskTransitions:
         if won:
             log.info("task %s -> %s", uuid, to.value)
             self.queue.invalidate()
-            if to in _RELEASES_CREDITS:
+            if to in RELEASES_CREDITS:
                 row = conn.execute(
                     select(tasks.c.user_id, tasks.c.email, tasks.c.credits).where(
                         tasks.c.uuid == uuid
