@@ -64,18 +64,22 @@ class _Demuxed:
     first_frame: av.VideoFrame | None = None
 
 
-def open_media(path: Path) -> InputContainer:
-    """Open `path` with only the allowed demuxers; unreadable files raise `InvalidMedia`."""
+def open_media(
+    path: Path, demuxers: str = ALLOWED_DEMUXERS, unreadable: str | None = None
+) -> InputContainer:
+    """Open `path` with only `demuxers` (the video and image ones by default); an empty or
+    unreadable file raises `InvalidMedia`, with `unreadable` as the message when given (else
+    one that tells a damaged video or image from neither)."""
     try:
         size_bytes = path.stat().st_size
     except OSError as error:
-        raise InvalidMedia(UNREADABLE) from error
+        raise InvalidMedia(unreadable or UNREADABLE) from error
     if size_bytes == 0:
         raise InvalidMedia(EMPTY)
     try:
-        return av.open(str(path), options={"format_whitelist": ALLOWED_DEMUXERS})
+        return av.open(str(path), options={"format_whitelist": demuxers})
     except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise InvalidMedia(_unreadable_message(path)) from error
+        raise InvalidMedia(unreadable or _unreadable_message(path)) from error
 
 
 def _unreadable_message(path: Path) -> str:

@@ -12,7 +12,7 @@ import av
 from av.audio.stream import AudioStream
 
 from vidmorph.errors import InvalidMedia
-from vidmorph.media.probe import EMPTY, MediaInfo
+from vidmorph.media.probe import MediaInfo, open_media
 
 #: demuxers of the contract's audio types; none follows links to other files
 AUDIO_DEMUXERS = "wav,mp3,flac,ogg,matroska,webm"
@@ -27,17 +27,7 @@ def probe_audio(path: Path) -> MediaInfo:
     """Describe the audio file `path`, or raise `InvalidMedia` if it is not a whole,
     decodable one. A file that also holds pictures (WebM with video, MP3 with cover art) is
     described by its first audio stream."""
-    try:
-        size_bytes = path.stat().st_size
-    except OSError as error:
-        raise InvalidMedia(UNREADABLE_AUDIO) from error
-    if size_bytes == 0:
-        raise InvalidMedia(EMPTY)
-    try:
-        container = av.open(str(path), options={"format_whitelist": AUDIO_DEMUXERS})
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise InvalidMedia(UNREADABLE_AUDIO) from error
-    with container:
+    with open_media(path, AUDIO_DEMUXERS, UNREADABLE_AUDIO) as container:
         if not container.streams.audio:
             raise InvalidMedia(NO_AUDIO)
         stream = container.streams.audio[0]
@@ -74,7 +64,7 @@ def probe_audio(path: Path) -> MediaInfo:
             has_audio=True,
             has_alpha=False,
             codec=stream.codec_context.name,
-            size_bytes=size_bytes,
+            size_bytes=path.stat().st_size,
         )
 
 
