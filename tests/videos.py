@@ -77,16 +77,17 @@ def make_video(
     return path
 
 
-def _write_tone(container: Any, sound: Any, seconds: float) -> None:
-    total = round(seconds * AUDIO_RATE_HZ)
-    chunk = 1024
-    wave = tone(total)  # once: long clips would recompute it per chunk
+def _write_tone(
+    container: Any, sound: Any, seconds: float, rate: int = AUDIO_RATE_HZ, chunk: int = 1024
+) -> None:
+    total = round(seconds * rate)
+    wave = tone(total, rate)  # once: long clips would recompute it per chunk
     for start in range(0, total, chunk):
         samples = np.ascontiguousarray(wave[None, start : start + chunk])
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-        frame.sample_rate = AUDIO_RATE_HZ
+        frame.sample_rate = rate
         frame.pts = start
-        frame.time_base = Fraction(1, AUDIO_RATE_HZ)
+        frame.time_base = Fraction(1, rate)
         container.mux(sound.encode(frame))
     container.mux(sound.encode(None))
 
@@ -150,9 +151,9 @@ def read_audio(path: Path) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32)
 
 
-def tone(num_samples: int) -> np.ndarray:
+def tone(num_samples: int, rate: int = AUDIO_RATE_HZ) -> np.ndarray:
     """The sine that make_video(audio=True) writes, from its first sample."""
-    t = np.arange(num_samples) / AUDIO_RATE_HZ
+    t = np.arange(num_samples) / rate
     return (0.3 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
 
 
@@ -247,17 +248,8 @@ AUDIO_FORMATS = {
 def make_audio(path: Path, seconds: float = 1.0) -> Path:
     """An audio-only file of the 440 Hz tone, its format by `path`'s suffix (AUDIO_FORMATS)."""
     fmt, codec = AUDIO_FORMATS[path.suffix]
-    rate = 48_000 if codec == "libopus" else AUDIO_RATE_HZ
+    rate = 48_000 if codec == "libopus" else AUDIO_RATE_HZ  # Opus runs at 48 kHz
     with av.open(str(path), "w", format=fmt) as container:
         sound = container.add_stream(codec, rate=rate, layout="mono")
-        total, chunk = round(seconds * rate), 960
-        wave = np.sin(2 * np.pi * TONE_HZ * np.arange(total) / rate).astype(np.float32) * 0.5
-        for start in range(0, total, chunk):
-            samples = np.ascontiguousarray(wave[None, start : start + chunk])
-            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-            frame.sample_rate = rate
-            frame.pts = start
-            frame.time_base = Fraction(1, rate)
-            container.mux(sound.encode(frame))
-        container.mux(sound.encode(None))
+        _write_tone(container, sound, seconds, rate, chunk=960)  # 960: Opus's 20 ms frame
     return path
