@@ -3,6 +3,7 @@ model, net of refunds, over a bounded range of days."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,7 +14,7 @@ import httpx
 import pytest
 import runwayml
 from runwayml import RunwayML
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tests.harness import start_server
 from tests.videos import make_video
@@ -68,6 +69,18 @@ def test_usage_counts_spent_credits_per_day_and_model(
             ("gen3a", 10),
             ("gen4_aleph", 15),
         ]
+        # deleting tasks gives nothing back: Runway keeps charging what was spent
+        generations = client.organization.retrieve().usage.models["gen4_aleph"].daily_generations
+        assert generations == 2
+        for task in (aleph, flagged):
+            client.tasks.delete(task.id)
+        assert client.organization.retrieve_usage() == usage
+        after = client.organization.retrieve().usage.models["gen4_aleph"].daily_generations
+        assert after == generations
+        with live.ctx.db.read() as conn:
+            kept = conn.execute(select(tasks_table.c.uuid)).scalars().all()
+        assert aleph.id not in kept and flagged.id not in kept
+
         just_today = client.organization.retrieve_usage(
             start_date=today, before_date=today + timedelta(days=1)
         )
@@ -100,3 +113,35 @@ def test_usage_counts_spent_credits_per_day_and_model(
             headers={"Authorization": f"Bearer {live.token}", "X-Runway-Version": "2024-11-06"},
         )
         assert unknown.status_code == 400 and set(unknown.json()) == {"error"}
+
+
+def test_racing_deletes_of_a_task_count_its_credits_once(
+    make_settings: Callable[..., Settings], either_database: dict[str, Any], tmp_path: Path
+) -> None:
+    with start_server(make_settings(**either_database)) as live:
+        client = RunwayML(api_key=live.token, base_url=live.base_url, max_retries=0)
+        uri = client.uploads.create_ephemeral(file=make_video(tmp_path / "in.mp4", seconds=1)).uri
+        task = client.video_to_video.create(model="gen4_aleph", prompt_text="dusk", video_uri=uri)
+        assert _finish(client, task.id) == "SUCCEEDED"
+        start = threading.Barrier(8)
+        answers: list[int] = []
+
+        def delete() -> None:
+            start.wait()
+            answer = httpx.delete(
+                f"{live.base_url}/v1/tasks/{task.id}",
+                headers={"Authorization": f"Bearer {live.token}", "X-Runway-Version": "2024-11-06"},
+            )
+            answers.append(answer.status_code)
+
+        threads = [threading.Thread(target=delete) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert 204 in answers and set(answers) <= {204, 404}
+        usage = client.organization.retrieve_usage()
+        assert [(u.model, u.amount) for r in usage.results for u in r.used_credits] == [
+            ("gen4_aleph", 15)
+        ]
+        assert client.organization.retrieve().usage.models["gen4_aleph"].daily_generations == 1

@@ -175,7 +175,7 @@ def _failure(error: Any) -> tuple[str, str | None]:
 def organization_view(ctx: AppContext, user: User) -> dict[str, Any]:
     """`GET /v1/organization`: the default account's credits, limits and today's use."""
     account = accounts.default_account(ctx, user)
-    today = ctx.tasks.created_today(user.id, account.email)
+    today = ctx.tasks.usage.created_today(user.id, account.email)
     models = {
         model: {
             "maxConcurrentGenerations": account.max_jobs,
@@ -193,9 +193,10 @@ def organization_view(ctx: AppContext, user: User) -> dict[str, Any]:
 def usage_view(ctx: AppContext, user: User, start: date, before: date) -> dict[str, Any]:
     """`POST /v1/organization/usage`: credits the default account spent per UTC day and model
     in [start, before), net of what FAILED and CANCELLED tasks gave back; days with no use are
-    left out. Counted from the tasks kept: a deleted task's credits leave the figures."""
+    left out. A deleted task's credits stay counted (store.usage)."""
     account = accounts.default_account(ctx, user)
-    rows = ctx.tasks.credits_by_day(user.id, account.email, _midnight(start), _midnight(before))
+    usage = ctx.tasks.usage
+    rows = usage.credits_by_day(user.id, account.email, _midnight(start), _midnight(before))
     days: dict[date, list[dict[str, Any]]] = {}
     for day, model, credits in rows:
         days.setdefault(day, []).append({"amount": credits, "model": model})

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -217,4 +218,17 @@ upstream_jobs = Table(
     Column("task_uuid", String(36), primary_key=True),
     Column("upstream_id", String(200), nullable=False),
     Column("created_at", DateTime, nullable=False),
+)
+
+#: what deleted tasks spent, folded in at their deletion by UTC day of creation and task type,
+#: so the account's usage figures (store.usage) outlive the task rows they were counted from
+spent_usage = Table(
+    "spent_usage",
+    metadata,
+    Column("user_id", Integer, primary_key=True),
+    Column("email", String(320), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("task_type", String(20), primary_key=True),
+    Column("credits", BigInteger, nullable=False),
+    Column("tasks", BigInteger, nullable=False),
 )

@@ -3,13 +3,12 @@ reads, queue figures (`queue.py`) and speed figures."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ARRAY, Select, String, any_, delete, func, select
 
-from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Account, Asset, Task
 from vidmorph.domain.states import IN_FLIGHT, TERMINAL, TaskStatus
 from vidmorph.store.accounts import to_account
@@ -23,7 +22,8 @@ from vidmorph.store.queue import LineSnapshot, QueueFigures
 from vidmorph.store.tables import accounts, assets, deliveries, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES, artifacts_of, task_artifacts, to_task
 from vidmorph.store.throttle import TaskThrottle
-from vidmorph.store.transitions import RELEASES_CREDITS, TaskTransitions
+from vidmorph.store.transitions import TaskTransitions
+from vidmorph.store.usage import UsageStore
 
 _source = assets.alias("source")
 #: the task row, its source asset and its account, in one statement (GET /tasks/{taskId})
@@ -75,6 +75,7 @@ class TaskStore(TaskAdmission, TaskThrottle, TaskTransitions):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.queue = QueueFigures(db)
+        self.usage = UsageStore(db)
         self.sql = Statements(
             db.engine.dialect,
             {
@@ -226,36 +227,6 @@ class TaskStore(TaskAdmission, TaskThrottle, TaskTransitions):
             for r in rows
         ]
 
-    def created_today(self, user_id: int, email: str) -> dict[str, int]:
-        """Tasks the account created since midnight UTC, by task type."""
-        midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-        query = (
-            select(tasks.c.task_type, func.count())
-            .where(tasks.c.user_id == user_id, tasks.c.email == email)
-            .where(tasks.c.created_at >= midnight)
-            .group_by(tasks.c.task_type)
-        )
-        with self.db.read() as conn:
-            return {row[0]: int(row[1]) for row in conn.execute(query)}
-
-    def credits_by_day(
-        self, user_id: int, email: str, start: datetime, before: datetime
-    ) -> list[tuple[date, str, int]]:
-        """Credits the account's tasks created in [start, before) spent, by UTC day and task
-        type; FAILED and CANCELLED tasks released theirs. Grouped in the database."""
-        day = func.date(tasks.c.created_at)
-        query = (
-            select(day, tasks.c.task_type, func.sum(tasks.c.credits))
-            .where(tasks.c.user_id == user_id, tasks.c.email == email)
-            .where(tasks.c.created_at >= start, tasks.c.created_at < before)
-            .where(tasks.c.status.not_in(sorted(RELEASES_CREDITS)), tasks.c.credits > 0)
-            .group_by(day, tasks.c.task_type)
-            .order_by(day, tasks.c.task_type)
-        )
-        with self.db.read() as conn:
-            # SQLite's date() is text, PostgreSQL's a date: both print as YYYY-MM-DD
-            return [(date.fromisoformat(str(d)), t, int(n)) for d, t, n in conn.execute(query)]
-
     def delete_finished(self, user_id: int, uuid: str) -> Task | None:
         """Delete a terminal task and its artifact rows; returns it so blobs can go too."""
         task = self.get(uuid, user_id)
@@ -263,5 +234,6 @@ class TaskStore(TaskAdmission, TaskThrottle, TaskTransitions):
             return task
         with self.db.write() as conn:
             conn.execute(delete(assets).where(assets.c.task_uuid == uuid))
-            conn.execute(delete(tasks).where(tasks.c.uuid == uuid))
+            if conn.execute(delete(tasks).where(tasks.c.uuid == uuid)).rowcount:
+                self.usage.fold(conn, task)
         return task

@@ -1,0 +1,28 @@
+"""spent_usage: what deleted tasks spent, kept for the usage figures"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "spent_usage",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("task_type", sa.String(length=20), nullable=False),
+        sa.Column("credits", sa.BigInteger(), nullable=False),
+        sa.Column("tasks", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", "email", "day", "task_type"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("spent_usage")
