@@ -120,6 +120,31 @@ def test_an_image_is_kept_as_the_format_it_is_whatever_its_header_says(
         assert got.headers["content-type"] == f"image/{'jpeg' if ext == 'jpg' else ext}"
 
 
+def test_a_video_or_audio_is_kept_as_its_container_whatever_its_header_says(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    small = {"seconds": 0.5, "size": (64, 48)}
+    webm = make_video(tmp_path / "a.webm", codec="libvpx-vp9", **small)  # type: ignore[arg-type]
+    mkv = make_video(tmp_path / "b.mkv", **small)  # type: ignore[arg-type]
+    mp4 = make_video(tmp_path / "c.mp4", **small)  # type: ignore[arg-type]
+    cases = [  # (file, what the upload said, the type served, the extension kept)
+        (webm, "video/mp4", "video/webm", "webm"),
+        (mkv, "video/webm", "video/webm", "webm"),  # Matroska either way: as announced
+        (mkv, "video/mp4", "video/x-matroska", "mkv"),
+        (mp4, "video/x-matroska", "video/mp4", "mp4"),
+        (mp4, "video/quicktime", "video/quicktime", "mov"),  # one demuxer: as announced
+        (make_audio(tmp_path / "t.flac"), "audio/mpeg", "audio/flac", "flac"),
+        (make_audio(tmp_path / "t.webm"), "audio/ogg", "audio/webm", "webm"),
+        (make_audio(tmp_path / "t.wav"), "audio/wave", "audio/wav", "wav"),
+    ]
+    for path, said, kept, ext in cases:
+        asset = server.upload(path, said)
+        assert (asset["fileExtStandardized"], said) == (ext, said), path.name
+        got = httpx.get(asset["url"])
+        assert got.content == path.read_bytes()
+        assert got.headers["content-type"] == kept, (path.name, said)
+
+
 def test_audio_is_kept_as_an_asset_but_is_no_tasks_input(
     server: LiveServer, tmp_path: Path
 ) -> None:

@@ -160,6 +160,22 @@ def test_url_downloads_the_bytes_with_plain_http(backend: Backend, tmp_path: Pat
     assert resp.content == data
 
 
+def test_links_answer_with_the_stored_files_own_type(backend: Backend, tmp_path: Path) -> None:
+    for name, served in (
+        ("video.mp4", "video/mp4"),
+        ("video.webm", "video/webm"),
+        ("audio.webm", "audio/webm"),
+        ("video.mkv", "video/x-matroska"),
+        ("preview.jpg", "image/jpeg"),
+        ("image.webp", "image/webp"),
+        ("audio.flac", "audio/flac"),
+    ):
+        key = f"1/0123abcd/{name}"
+        backend.storage.put(key, source_file(tmp_path, b"bytes"))
+        got = httpx.get(backend.storage.url(key, 600))
+        assert got.status_code == 200 and got.headers["content-type"] == served, name
+
+
 @pytest.mark.parametrize("bad", BAD_KEYS)
 def test_keys_that_leave_their_place_are_refused(
     backend: Backend, tmp_path: Path, bad: str

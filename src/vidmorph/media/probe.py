@@ -50,6 +50,9 @@ class MediaInfo:
     has_alpha: bool
     codec: str
     size_bytes: int
+    #: the demuxer that read it, FFmpeg's first name for it: "mov" (MP4, MOV, 3GP), "matroska"
+    #: (MKV, WebM), "avi", "wav"...
+    container: str = ""
 
 
 @dataclass
@@ -129,6 +132,7 @@ def probe(path: Path, *, max_pixels: int | None = None) -> MediaInfo:
             has_alpha=_has_alpha(frame),
             codec=stream.codec_context.name,
             size_bytes=path.stat().st_size,
+            container=container.format.name.split(",")[0],
         )
 
 

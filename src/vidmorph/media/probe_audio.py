@@ -65,6 +65,7 @@ def probe_audio(path: Path) -> MediaInfo:
             has_alpha=False,
             codec=stream.codec_context.name,
             size_bytes=path.stat().st_size,
+            container=container.format.name.split(",")[0],
         )
 
 

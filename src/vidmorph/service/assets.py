@@ -14,6 +14,15 @@ from pathlib import Path
 from vidmorph import errors
 from vidmorph.domain import ids
 from vidmorph.domain.clock import utcnow
+from vidmorph.domain.media_types import (
+    AUDIO_TYPES,
+    EXTENSIONS,
+    IMAGE_BY_CODEC,
+    IMAGE_TYPES,
+    TYPES_BY_DEMUXER,
+    VIDEO_TYPES,
+    WEBM_CODECS,
+)
 from vidmorph.domain.models import Account, Asset, MediaMeta, User
 from vidmorph.media.decode import read_clip
 from vidmorph.media.encode import write_jpeg
@@ -23,38 +32,6 @@ from vidmorph.service.context import AppContext
 
 log = logging.getLogger(__name__)
 
-# compat(useapi §3): the contract's video types; images are accepted too.
-VIDEO_TYPES = {
-    "video/mp4": "mp4",
-    "video/quicktime": "mov",
-    "video/3gpp": "3gp",
-    "video/x-matroska": "mkv",
-    "video/x-flv": "flv",
-    "video/mpeg": "mpeg",
-    "video/mp2t": "ts",
-    "video/x-msvideo": "avi",
-    "video/x-motion-jpeg": "mjpeg",
-    "video/webm": "webm",
-    "video/ogg": "ogv",
-}
-IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
-#: what an image is by its probed codec: (Content-Type, extension)
-IMAGE_BY_CODEC = {
-    "png": ("image/png", "png"),
-    "mjpeg": ("image/jpeg", "jpg"),
-    "gif": ("image/gif", "gif"),
-    "webp": ("image/webp", "webp"),
-}
-# compat(useapi §3): audio is kept as an asset (no engine here takes it as a task's input).
-AUDIO_TYPES = {
-    "audio/wav": "wav",
-    "audio/wave": "wav",
-    "audio/x-wav": "wav",
-    "audio/mpeg": "mp3",
-    "audio/flac": "flac",
-    "audio/ogg": "ogg",
-    "audio/webm": "webm",
-}
 PREVIEW_WIDTH = 640
 
 
@@ -71,6 +48,22 @@ def media_type_of(content_type: str | None) -> tuple[str, str]:
         f"Unsupported Content-Type {base or '(none)'!r}; send a video ({', '.join(VIDEO_TYPES)}),"
         f" an image ({', '.join(IMAGE_TYPES)}) or audio ({', '.join(AUDIO_TYPES)})."
     )
+
+
+def stored_type(media_type: str, announced: str, ext: str, info: MediaInfo) -> tuple[str, str]:
+    """The (Content-Type, extension) an upload is kept and served as: its probed format's."""
+    if media_type == "image":
+        return IMAGE_BY_CODEC.get(info.codec, (announced, ext))
+    base = announced.split(";")[0].strip().lower()
+    types = TYPES_BY_DEMUXER.get(info.container)
+    if types is None or base in types:
+        return announced, ext
+    usual = types[0]
+    if info.container == "matroska" and info.codec in WEBM_CODECS:
+        usual = "audio/webm" if media_type == "audio" else "video/webm"
+    elif media_type == "audio":
+        usual = next((t for t in types if t.startswith("audio/")), usual)
+    return usual, EXTENSIONS[usual]
 
 
 def content_type_for(filename: str) -> str:
@@ -94,10 +87,9 @@ def ingest(
             raise errors.InvalidMedia(
                 f"Content-Type says {media_type} but the file is {info.media_type}."
             )
-        if media_type == "image" and info.codec in IMAGE_BY_CODEC:
-            # The picture's own format, not the header's word for it (a PNG sent as
-            # image/jpeg, a WebP renamed .jpeg as some clients do, is kept and served as such)
-            content_type, ext = IMAGE_BY_CODEC[info.codec]
+        # The file's own format, not the header's word for it (a PNG sent as image/jpeg, a
+        # WebM sent as video/mp4, is kept and served as what it is)
+        content_type, ext = stored_type(media_type, content_type, ext, info)
         uid = ids.new_uuid()
         base = f"{user.id}/{uid}"
         preview_key = None

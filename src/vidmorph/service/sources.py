@@ -22,6 +22,7 @@ from pathlib import Path
 from vidmorph import errors
 from vidmorph.callbacks.fetch import fetch_to_file
 from vidmorph.domain.clock import utcnow
+from vidmorph.domain.media_types import IMAGE_TYPES, VIDEO_TYPES
 from vidmorph.domain.models import Asset, User
 from vidmorph.service import assets as asset_service
 from vidmorph.service.context import AppContext
@@ -151,7 +152,7 @@ def _content_type(announced: str, name: str, media_type: str, field: str) -> str
     guessed = mimetypes.guess_type(name.split("?")[0])[0] or ""
     if guessed.startswith(("video/", "image/")) and not guessed.startswith(f"{media_type}/"):
         raise errors.BadRequest(f"{field}: {guessed} by its name; it must be {_a(media_type)}.")
-    if guessed in asset_service.VIDEO_TYPES or guessed in asset_service.IMAGE_TYPES:
+    if guessed in VIDEO_TYPES or guessed in IMAGE_TYPES:
         return guessed
     # No kind is said, or one this server does not name: the probe decides (a file of the
     # other kind is then a 400 naming the field).

@@ -23,6 +23,7 @@ from boto3.exceptions import Boto3Error, S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from vidmorph.domain.media_types import served_type
 from vidmorph.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -114,17 +115,19 @@ class S3Storage:
 
     def put(self, key: str, source: Path) -> None:
         name = self._key(key)
+        # presigned links then answer with the file's own type, as local links do
+        extra = {"ContentType": served_type(key)}
         self.ensure_bucket()
         try:
             with self._reaching(key):
-                self._client.upload_file(str(source), self.bucket, name)
+                self._client.upload_file(str(source), self.bucket, name, ExtraArgs=extra)
         except FileNotFoundError:
             # The bucket went away after this process saw it: make it again, once.
             self._bucket_ready = False
             self.ensure_bucket()
             try:
                 with self._reaching(key):
-                    self._client.upload_file(str(source), self.bucket, name)
+                    self._client.upload_file(str(source), self.bucket, name, ExtraArgs=extra)
             except FileNotFoundError as exc:
                 raise StorageUnavailable("Media storage refused the upload.") from exc
         # Only once stored: a caller that retries still has the file.

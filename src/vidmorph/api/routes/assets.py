@@ -14,6 +14,7 @@ from vidmorph import errors
 from vidmorph.api import bodies
 from vidmorph.api.deps import CtxDep, UserDep
 from vidmorph.api.openapi import FILE_CONTENT, doc
+from vidmorph.domain.media_types import served_type
 from vidmorph.service import accounts
 from vidmorph.service import assets as asset_service
 from vidmorph.service.views import asset_view
@@ -96,7 +97,7 @@ def download(key: str, ctx: CtxDep, expires: int = 0, sig: str = "") -> Any:
         path = storage.local_path(key)
     except FileNotFoundError:
         raise errors.NotFound() from None
-    return FileResponse(path, filename=path.name)
+    return FileResponse(path, filename=path.name, media_type=served_type(key))
 
 
 async def download_head(request: Request) -> Response:
