@@ -8,6 +8,7 @@ from pathlib import Path
 from tests.harness import start_server
 from tests.receiver import Receiver
 from vidmorph.config import Settings
+from vidmorph.service.accounts import create_token
 
 
 def test_flagged_prompt_fails_at_once_calls_back_and_suspends(
@@ -43,7 +44,25 @@ def test_flagged_prompt_fails_at_once_calls_back_and_suspends(
         assert gone.status_code == 401 and gone.json()["error"] == suspended.json()["error"]
         kept = live.client.get(f"{live.api}/accounts/default@vidmorph.local").json()
         assert kept["error"] == "This account has been suspended."
+        # nor does a new email: no new account while one is suspended; existing ones may be
+        # updated, and another user is not concerned
+        fresh = live.client.post(
+            f"{live.api}/accounts/new@x.com", json={"email": "new@x.com", "maxJobs": 1}
+        )
+        assert fresh.status_code == 401 and "no new account" in fresh.json()["error"]
+        assert live.client.get(f"{live.api}/accounts/new@x.com").status_code == 404
+        _, other = create_token(live.ctx)
+        theirs = live.client.post(
+            f"{live.api}/accounts/new@x.com",
+            json={"email": "new@x.com", "maxJobs": 1},
+            headers={"Authorization": f"Bearer {other}"},
+        )
+        assert theirs.status_code == 200
         live.ctx.accounts.set_suspended(1, "default@vidmorph.local", False)
+        lifted = live.client.post(
+            f"{live.api}/accounts/new@x.com", json={"email": "new@x.com", "maxJobs": 1}
+        )
+        assert lifted.status_code == 200
         assert (
             live.create({"assetId": asset["assetId"], "text_prompt": "a calm lake"}).status_code
             == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from vidmorph import errors
 from vidmorph.domain.clock import utcnow
@@ -33,6 +33,16 @@ def to_account(row: Any) -> Account:
 
 #: a new account needs its slot count
 MAX_JOBS_REQUIRED = "maxJobs is required (1..10, we recommend 5)."
+SUSPENDED_USER = (
+    "An account of yours has been suspended: no new account can be made until an operator lifts it."
+)
+
+
+def _has_suspended(conn: Connection, user_id: int) -> bool:
+    query = select(accounts.c.email).where(
+        accounts.c.user_id == user_id, accounts.c.suspended.is_(True)
+    )
+    return conn.execute(query.limit(1)).first() is not None
 
 
 class AccountStore:
@@ -52,6 +62,9 @@ class AccountStore:
             created = False
             if found is None and values.get("max_jobs") is None:
                 raise errors.BadRequest(MAX_JOBS_REQUIRED)
+            if found is None and _has_suspended(conn, user_id):
+                # a new email must not shed a suspension only an operator may lift
+                raise errors.AccountSuspended(SUSPENDED_USER)
             if found is None:
                 # Two processes may create the same account at once (the default set-up):
                 # one insert wins, the other becomes an update of the fields it was given.
