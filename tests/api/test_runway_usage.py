@@ -104,6 +104,9 @@ def test_usage_counts_spent_credits_per_day_and_model(
             {"start_date": today, "before_date": today},
             {"start_date": "2026-13-01"},
             {"start_date": True},
+            {"before_date": "0001-01-01"},
+            {"start_date": "9999-12-31"},
+            {"start_date": "9999-12-30", "before_date": "9999-12-31"},
         ):
             with pytest.raises(runwayml.BadRequestError):
                 client.organization.retrieve_usage(**bad)  # type: ignore[arg-type]

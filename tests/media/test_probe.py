@@ -43,6 +43,7 @@ def test_video_fields_are_reported(tmp_path: Path) -> None:
         has_alpha=False,
         codec="h264",
         size_bytes=video.stat().st_size,
+        container="mov",
     )
 
 
@@ -164,6 +165,27 @@ def test_truncated_faststart_mp4_is_rejected_as_invalid_media(
     assert _refusal(_truncate(video, fraction)) == "The video is truncated or corrupt."
 
 
+def test_an_mp4_cut_anywhere_in_its_index_is_invalid_media_or_whole(tmp_path: Path) -> None:
+    # Cut inside the moov at the end, some cuts leave a stream with no codec at all. A cut in
+    # its last boxes (the audio track's, the tags) may leave a whole video: taken as one.
+    video = make_video(
+        tmp_path / "in.mp4", seconds=2.0, size=(640, 360), faststart=False, audio=True
+    )
+    data = video.read_bytes()
+    moov = data.rindex(b"moov") - 4
+    cut = tmp_path / "cut.mp4"
+    refused = 0
+    for end in range(moov, len(data), 3):
+        cut.write_bytes(data[:end])
+        try:
+            info = probe(cut, max_pixels=10**8)
+        except InvalidMedia:
+            refused += 1
+        else:
+            assert info.duration_s > 1.9 and info.width == 640
+    assert refused > (len(data) - moov) // 6
+
+
 def test_truncated_matroska_is_rejected_as_invalid_media(tmp_path: Path) -> None:
     video = make_video(tmp_path / "in.mkv", seconds=1.0, pattern="noise")
 
@@ -213,3 +235,32 @@ def test_a_video_at_the_pixel_limit_is_taken_and_one_pixel_row_over_is_not(
     assert probe(video, max_pixels=320 * 240).width == 320
     with pytest.raises(InvalidMedia, match="320x240"):
         probe(video, max_pixels=320 * 239)
+
+
+def _streams(path: Path, sizes: list[tuple[int, int]]) -> Path:
+    """A Matroska file with one short video stream of each size."""
+    with av.open(str(path), "w") as container:
+        streams = []
+        for width, height in sizes:
+            stream = container.add_stream("libx264", rate=24)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            streams.append(stream)
+        for stream in streams:
+            picture = np.zeros((stream.height, stream.width, 3), np.uint8)
+            for _ in range(2):
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+            container.mux(stream.encode(None))
+    return path
+
+
+def test_every_video_stream_is_held_to_the_pixel_limit_and_streams_are_few(
+    tmp_path: Path,
+) -> None:
+    small_first = _streams(tmp_path / "two.mkv", [(64, 48), (1280, 720)])
+    with pytest.raises(InvalidMedia, match="1280x720"):
+        probe(small_first, max_pixels=640 * 480)
+    assert probe(small_first, max_pixels=1280 * 720).width == 64
+    many = _streams(tmp_path / "many.mkv", [(32, 32)] * 17)
+    with pytest.raises(InvalidMedia, match="17 streams"):
+        probe(many)
+    assert probe(_streams(tmp_path / "some.mkv", [(32, 32)] * 16)).width == 32

@@ -108,6 +108,8 @@ class UploadIn(BaseModel):
 
 
 #: the longest range one usage query covers, as Runway allows
+#: the years a usage query may name
+USAGE_YEARS = (1970, 9000)
 USAGE_MAX_DAYS = 90
 USAGE_DEFAULT_DAYS = 30
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -127,6 +129,9 @@ class UsageIn(BaseModel):
         # what Runway's SDKs send; pydantic alone would also take a number of epoch seconds
         if value is not None and not (isinstance(value, str) and _ISO_DAY.fullmatch(value)):
             raise ValueError("must be a date written YYYY-MM-DD")
+        # the range's arithmetic (30 days either side) stays within what dates can hold
+        if value is not None and not USAGE_YEARS[0] <= int(value[:4]) <= USAGE_YEARS[1]:
+            raise ValueError(f"must be a date in the years {USAGE_YEARS[0]} to {USAGE_YEARS[1]}")
         return value
 
     @model_validator(mode="after")

@@ -52,6 +52,7 @@ def read_clip(
     max_seconds: float,
     duration_s: float | None = None,
     on_progress: ProgressFn | None = None,
+    max_pixels: int | None = None,
 ) -> Clip:
     """The whole of `path` as one `Clip` (see `FrameReader`); for short clips and previews."""
     with FrameReader(
@@ -62,6 +63,7 @@ def read_clip(
         max_seconds=max_seconds,
         duration_s=duration_s,
         on_progress=on_progress,
+        max_pixels=max_pixels,
     ) as reader:
         return reader.stream().collect()
 

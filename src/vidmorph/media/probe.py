@@ -29,6 +29,8 @@ _DECLARED_DURATION_DEMUXERS = frozenset({"matroska", "flv"})
 _VIDEO_MAGICS = (b"ftyp", b"moov", b"mdat", b"free", b"wide")
 _IMAGE_PREFIXES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8")
 
+#: streams a file may hold (a video, its audio, subtitles and the like; not hundreds)
+MAX_STREAMS = 16
 EMPTY = "The file is empty."
 UNREADABLE = "The file is not a readable video or image."
 TRUNCATED = "The video is truncated or corrupt."
@@ -108,8 +110,17 @@ def probe(path: Path, *, max_pixels: int | None = None) -> MediaInfo:
         if not container.streams.video:
             raise InvalidMedia(NO_VIDEO)
         stream = container.streams.video[0]
+        if not _has_codec(container):
+            raise InvalidMedia(TRUNCATED)
+        if len(container.streams) > MAX_STREAMS:
+            raise InvalidMedia(
+                f"The file holds {len(container.streams)} streams; at most {MAX_STREAMS} are taken."
+            )
         if max_pixels is not None:
-            _check_pixels(stream.codec_context.width, stream.codec_context.height, max_pixels)
+            # every video stream, not only the one rendered: the file may be passed on whole
+            for each in container.streams.video:
+                if each.codec_context is not None:
+                    _check_pixels(each.codec_context.width, each.codec_context.height, max_pixels)
             stream.codec_context.options = {"max_pixels": str(max_pixels)}
         demuxed = _demux_all(container, stream)
         frame = demuxed.first_frame
@@ -134,6 +145,16 @@ def probe(path: Path, *, max_pixels: int | None = None) -> MediaInfo:
             size_bytes=path.stat().st_size,
             container=container.format.name.split(",")[0],
         )
+
+
+def _has_codec(container: InputContainer) -> bool:
+    """Whether the first video and audio streams say what codec they hold: a file cut inside
+    its index (an MP4's moov) can list a stream with none, which nothing can decode."""
+    return all(
+        streams[0].codec_context is not None
+        for streams in (container.streams.video, container.streams.audio)
+        if streams
+    )
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:

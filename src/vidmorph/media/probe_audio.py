@@ -31,6 +31,8 @@ def probe_audio(path: Path) -> MediaInfo:
         if not container.streams.audio:
             raise InvalidMedia(NO_AUDIO)
         stream = container.streams.audio[0]
+        if stream.codec_context is None:  # a file cut inside its index
+            raise InvalidMedia(AUDIO_TRUNCATED)
         decoded, end_s = False, 0.0
         try:
             for packet in container.demux(stream):

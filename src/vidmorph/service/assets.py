@@ -142,7 +142,13 @@ def _store_preview(ctx: AppContext, source: Path, info: MediaInfo, key: str) -> 
     width = max(2, min(PREVIEW_WIDTH, info.width) // 2 * 2)
     height = max(2, round(info.height * width / info.width) // 2 * 2)
     clip = read_clip(
-        source, width=width, height=height, fps=24.0, max_seconds=1 / 24, duration_s=info.duration_s
+        source,
+        width=width,
+        height=height,
+        fps=24.0,
+        max_seconds=1 / 24,
+        duration_s=info.duration_s,
+        max_pixels=ctx.settings.max_input_pixels,  # a later frame may be larger than the first
     )
     with tempfile.NamedTemporaryFile(suffix=".jpg", dir=ctx.tmp_dir, delete=False) as tmp:
         path = Path(tmp.name)
