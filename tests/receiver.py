@@ -6,6 +6,7 @@ Use as `with Receiver(fail_first=2) as receiver: ... receiver.wait_for_count(3, 
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 import time
@@ -185,3 +186,38 @@ def serve_files(directory: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def dripping(answer: bytes, interval_s: float) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads each request, then sends `answer` one byte every
+    `interval_s` (a receiver or file host that keeps a request alive while sending next to
+    nothing); yields its base URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            for byte in answer:
+                if stop.wait(interval_s):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return  # the client gave up: what is being tested
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()

@@ -109,7 +109,11 @@ class Settings(BaseSettings):
     default_plan: str = Field("unlimited", pattern="^(standard|unlimited)$")
 
     callback_allow_private: bool = Field(False, description="Allow loopback/private replyUrl.")
-    callback_timeout_s: float = Field(10.0, gt=0)
+    callback_timeout_s: float = Field(10.0, gt=0, description="Each phase of a callback POST.")
+    callback_total_s: float = Field(30.0, gt=0, description="A whole callback POST, at most.")
+    fetch_total_s: float = Field(
+        300.0, gt=0, description="Fetching a client's media URL (Runway's videoUri), at most."
+    )
     callback_events: Literal["final", "all"] = Field(
         "final",
         description="When replyUrl is called: once, at the terminal state (the contract), or "

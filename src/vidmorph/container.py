@@ -91,7 +91,9 @@ def build_context(settings: Settings) -> AppContext:
         storage=build_storage(settings, key),
         moderator=Moderator(use_classifier=settings.moderation_classifier),
         sender=CallbackSender(
-            allow_private=settings.callback_allow_private, timeout_s=settings.callback_timeout_s
+            allow_private=settings.callback_allow_private,
+            timeout_s=settings.callback_timeout_s,
+            total_s=settings.callback_total_s,
         ),
         tmp_dir=process_scratch(settings.data_dir),
         leases=LeaseStore(db),

@@ -4,12 +4,13 @@ any DNS lookup, size-limited, and never leaving a partial file, against real loo
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.receiver import Receiver, serve_files
+from tests.receiver import Receiver, dripping, serve_files
 from vidmorph.callbacks.fetch import fetch_to_file
 from vidmorph.errors import BadRequest, PayloadTooLarge
 
@@ -63,3 +64,21 @@ def test_allowed_private_http_is_fetched_whole_and_a_too_large_one_leaves_nothin
         assert not (tmp_path / "big").exists()
         with pytest.raises(BadRequest, match="answered HTTP 404"):
             fetch_to_file(f"{base}/none.mp4", tmp_path / "no", allow_private=True, max_bytes=10)
+
+
+def test_a_host_that_drips_the_file_is_cut_off_at_the_total_deadline(tmp_path: Path) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000
+    with dripping(answer, interval_s=0.02) as base:
+        started_s = time.monotonic()
+        with pytest.raises(BadRequest, match="videoUri took longer than 1 s"):
+            fetch_to_file(
+                f"{base}/clip.mp4",
+                tmp_path / "in",
+                allow_private=True,
+                max_bytes=5000,
+                timeout_s=1.0,
+                total_s=1.0,
+            )
+        elapsed_s = time.monotonic() - started_s
+    assert 0.9 < elapsed_s < 2.5
+    assert not (tmp_path / "in").exists()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.receiver import Receiver
+from tests.receiver import Receiver, dripping
 from vidmorph.callbacks import signing
 from vidmorph.callbacks.sender import CallbackSender, DeliveryResult
 
@@ -115,6 +115,21 @@ def test_a_slow_receiver_beyond_the_timeout_is_a_retryable_timeout(secret: str) 
     assert (result.ok, result.status_code, result.retryable) == (False, None, True)
     assert "timed out" in (result.error or "")
     assert elapsed_s < 2.0
+
+
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_total_deadline(secret: str) -> None:
+    # each byte well inside the per-read timeout: only the total deadline ends it
+    answer = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 200 + b"\r\n\r\n"
+    with (
+        CallbackSender(allow_private=True, timeout_s=1.0, total_s=1.5) as sender,
+        dripping(answer, interval_s=0.05) as url,
+    ):
+        started_s = time.monotonic()
+        result = sender.send(f"{url}/cb", BODY, secret=secret, msg_id="m")
+        elapsed_s = time.monotonic() - started_s
+    assert (result.ok, result.status_code, result.retryable) == (False, None, True)
+    assert result.error == "took longer than 1.5 s"
+    assert 1.4 < elapsed_s < 3.0
 
 
 def test_a_closed_port_is_a_retryable_connection_error(sender: CallbackSender, secret: str) -> None:

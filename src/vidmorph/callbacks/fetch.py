@@ -4,7 +4,8 @@ Runway's rule: the URL is https (plain http only where private targets are allow
 same rules as callbacks: the URL's addresses are resolved and checked (private, loopback
 and link-local targets refused unless allowed), the connection goes to an approved address
 (no second lookup, so DNS rebinding cannot reach a private one), redirects are not followed,
-and the body is streamed to a file with a size limit and an idle timeout.
+and the body is streamed to a file with a size limit, an idle timeout and a total deadline
+(a server that drips a byte at a time cannot hold a thread for longer).
 """
 
 from __future__ import annotations
@@ -13,15 +14,23 @@ from pathlib import Path
 
 import httpx
 
+from vidmorph.callbacks.deadline import Deadline
 from vidmorph.callbacks.guard import TargetRefused, resolve_target
 from vidmorph.errors import BadRequest, PayloadTooLarge
 
 
 def fetch_to_file(
-    url: str, dest: Path, *, allow_private: bool, max_bytes: int, timeout_s: float = 30.0
+    url: str,
+    dest: Path,
+    *,
+    allow_private: bool,
+    max_bytes: int,
+    timeout_s: float = 30.0,
+    total_s: float = 300.0,
 ) -> str:
-    """GET `url` into `dest`; the response's Content-Type. BadRequest for a refused target or
-    an answer that is not a 200, PayloadTooLarge past `max_bytes` (`dest` is then removed)."""
+    """GET `url` into `dest`; the response's Content-Type. BadRequest for a refused target, an
+    answer that is not a 200 or a fetch past `total_s`, PayloadTooLarge past `max_bytes`
+    (`dest` is then removed)."""
     # Plain http only where private targets are allowed (a loopback test server, a LAN): the
     # scheme is refused before any name is resolved, so a refused URL causes no DNS lookup.
     schemes = ("https://", "http://") if allow_private else ("https://",)
@@ -32,27 +41,42 @@ def fetch_to_file(
     except TargetRefused as exc:
         raise BadRequest(f"videoUri: {exc.message.replace('replyUrl', 'the URL')}") from None
     target = httpx.URL(url)
-    with httpx.Client(
-        timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False
-    ) as client:
+    with (
+        Deadline(total_s) as deadline,
+        httpx.Client(
+            timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False
+        ) as client,
+    ):
         last: Exception | None = None
         for address in addresses:
             try:
-                return _get(client, target, address, dest, max_bytes)
-            except httpx.ConnectError as exc:
-                last = exc
+                return _get(client, target, address, dest, max_bytes, deadline)
             except httpx.HTTPError as exc:
-                dest.unlink(missing_ok=True)
-                raise BadRequest(f"videoUri could not be fetched: {type(exc).__name__}") from None
+                if deadline.expired:
+                    dest.unlink(missing_ok=True)
+                    raise BadRequest(f"videoUri took longer than {total_s:g} s.") from None
+                if not isinstance(exc, httpx.ConnectError):
+                    dest.unlink(missing_ok=True)
+                    raise BadRequest(
+                        f"videoUri could not be fetched: {type(exc).__name__}"
+                    ) from None
+                last = exc
     raise BadRequest(f"videoUri could not be fetched: {last}")
 
 
-def _get(client: httpx.Client, target: httpx.URL, address: str, dest: Path, max_bytes: int) -> str:
+def _get(
+    client: httpx.Client,
+    target: httpx.URL,
+    address: str,
+    dest: Path,
+    max_bytes: int,
+    deadline: Deadline,
+) -> str:
     request = client.build_request(
         "GET",
         target.copy_with(host=address),
         headers={"host": target.netloc.decode("ascii")},
-        extensions={"sni_hostname": target.raw_host.decode("ascii")},
+        extensions={"sni_hostname": target.raw_host.decode("ascii"), "trace": deadline.trace},
     )
     response = client.send(request, stream=True)
     try:

@@ -12,6 +12,7 @@ from types import TracebackType
 import httpx
 
 from vidmorph.callbacks import signing
+from vidmorph.callbacks.deadline import Deadline
 from vidmorph.callbacks.guard import TargetRefused, resolve_target
 
 # The receiver may be overloaded (5xx), too slow for itself (408) or rate-limiting us (429).
@@ -34,7 +35,8 @@ class CallbackSender:
     The connection goes to an address `resolve_target` approved, not to a second lookup of the
     name, so a DNS answer that changes between check and connect (rebinding) cannot reach a
     private address. The name still goes in the Host header and, for https, in SNI and the
-    certificate check. `timeout_s` bounds each phase (connect, send, each read), not the total.
+    certificate check. `timeout_s` bounds each phase (connect, send, each read), `total_s`
+    the whole attempt (a receiver that drips its answer a byte at a time holds no thread longer).
     """
 
     def __init__(
@@ -42,9 +44,11 @@ class CallbackSender:
         *,
         allow_private: bool,
         timeout_s: float = 10.0,
+        total_s: float = 30.0,
         user_agent: str = "Vidmorph-Webhooks/0.1",
     ) -> None:
         self._allow_private = allow_private
+        self._total_s = total_s
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_s),
             # A redirect would lead to a target the guard never saw; it is reported instead.
@@ -108,26 +112,36 @@ class CallbackSender:
         self, target: httpx.URL, address: str, body: bytes, webhook_headers: dict[str, str]
     ) -> DeliveryResult:
         """One attempt at one address; raises httpx.ConnectError so `send` can try the next."""
+        deadline = Deadline(self._total_s)
         request = self._client.build_request(
             "POST",
             target.copy_with(host=address),
             content=body,
             headers={**webhook_headers, "host": target.netloc.decode("ascii")},
-            extensions={"sni_hostname": target.raw_host.decode("ascii")},
+            extensions={"sni_hostname": target.raw_host.decode("ascii"), "trace": deadline.trace},
         )
         try:
             # Streamed and closed unread: the receiver's body is of no use and may be large.
-            response = self._client.send(request, stream=True)
-            response.close()
-            return _classify(response.status_code)
-        except httpx.TimeoutException as exc:
-            return _network_failure(f"timed out: {type(exc).__name__}")
+            with deadline:
+                response = self._client.send(request, stream=True)
+                response.close()
         except httpx.ConnectError:
+            if deadline.expired:
+                return _network_failure(f"took longer than {self._total_s:g} s")
             raise
-        except httpx.TransportError as exc:
-            return _network_failure(f"{type(exc).__name__}: {exc}")
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return DeliveryResult(ok=False, status_code=None, error=str(exc), retryable=False)
+            if deadline.expired:
+                return _network_failure(f"took longer than {self._total_s:g} s")
+            return _failure(exc)
+        return _classify(response.status_code)
+
+
+def _failure(exc: httpx.HTTPError | httpx.InvalidURL) -> DeliveryResult:
+    if isinstance(exc, httpx.TimeoutException):
+        return _network_failure(f"timed out: {type(exc).__name__}")
+    if isinstance(exc, httpx.TransportError):
+        return _network_failure(f"{type(exc).__name__}: {exc}")
+    return DeliveryResult(ok=False, status_code=None, error=str(exc), retryable=False)
 
 
 def _network_failure(error: str) -> DeliveryResult:

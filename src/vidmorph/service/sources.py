@@ -51,7 +51,11 @@ def asset_for_uri(
     limit = ctx.settings.max_upload_bytes
     try:
         content_type = fetch_to_file(
-            uri, path, allow_private=ctx.settings.callback_allow_private, max_bytes=limit
+            uri,
+            path,
+            allow_private=ctx.settings.callback_allow_private,
+            max_bytes=limit,
+            total_s=ctx.settings.fetch_total_s,
         )
     except BaseException:
         path.unlink(missing_ok=True)
