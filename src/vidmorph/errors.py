@@ -94,6 +94,12 @@ class QueueFull(VidmorphError):
     status = 429
 
 
+class TooManyRequests(VidmorphError):
+    """Too many requests at once; try again shortly."""
+
+    status = 429
+
+
 class RequestTooLarge(VidmorphError):
     """This request needs more memory or time than this worker has."""
 

@@ -57,6 +57,8 @@ def create(ctx: AppContext, user: User, req: RunwayRequest) -> Task:
     if aspect is not None and aspect not in generate.FRAME_SIZES:  # the schema admits only
         raise errors.BadRequest(f"targetAspectRatio {aspect}: not a size this server makes.")
     account = accounts.default_account(ctx, user)
+    if account.suspended:  # before any media is fetched for it
+        raise errors.AccountSuspended()
     video = sources.asset_for_uri(ctx, user, account.email, req.video_uri, "videoUri")
     # Aleph edits a video in its own framing: without a targetAspectRatio (gen4_aleph has
     # none), the one of Runway's ratios nearest the input's.

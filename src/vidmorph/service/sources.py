@@ -16,6 +16,9 @@ import contextlib
 import mimetypes
 import shutil
 import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -50,13 +53,14 @@ def asset_for_uri(
     path = _temp_path(ctx)
     limit = ctx.settings.max_upload_bytes
     try:
-        content_type = fetch_to_file(
-            uri,
-            path,
-            allow_private=ctx.settings.callback_allow_private,
-            max_bytes=limit,
-            total_s=ctx.settings.fetch_total_s,
-        )
+        with _fetch_slot(user.id):
+            content_type = fetch_to_file(
+                uri,
+                path,
+                allow_private=ctx.settings.callback_allow_private,
+                max_bytes=limit,
+                total_s=ctx.settings.fetch_total_s,
+            )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -67,6 +71,33 @@ def asset_for_uri(
         path.unlink(missing_ok=True)
         raise
     return _ingest(ctx, user, email, name, content_type, path, field)
+
+
+#: URL fetches at once, per user and per process: each holds one of the API's threads for
+#: up to VIDMORPH_FETCH_TOTAL_S, so one user's slow hosts must not hold them all
+FETCHES_PER_USER, FETCHES_PER_PROCESS = 2, 8
+_fetching: Counter[int] = Counter()
+_fetching_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _fetch_slot(user_id: int) -> Iterator[None]:
+    with _fetching_lock:
+        if _fetching[user_id] >= FETCHES_PER_USER:
+            raise errors.TooManyRequests(
+                f"At most {FETCHES_PER_USER} of your media URLs are fetched at once; try again"
+                " when one is done."
+            )
+        if _fetching.total() >= FETCHES_PER_PROCESS:
+            raise errors.ServiceUnavailable("Too many media URLs are being fetched; try again.")
+        _fetching[user_id] += 1
+    try:
+        yield
+    finally:
+        with _fetching_lock:
+            _fetching[user_id] -= 1
+            if not _fetching[user_id]:
+                del _fetching[user_id]
 
 
 def discard(ctx: AppContext, asset: Asset) -> None:
