@@ -44,8 +44,14 @@ def test_flagged_prompt_fails_at_once_calls_back_and_suspends(
         assert gone.status_code == 401 and gone.json()["error"] == suspended.json()["error"]
         kept = live.client.get(f"{live.api}/accounts/default@vidmorph.local").json()
         assert kept["error"] == "This account has been suspended."
-        # nor does a new email: no new account while one is suspended; existing ones may be
-        # updated, and another user is not concerned
+        # nor may it be changed (useapi answers 401 for a suspended account's POST)
+        changed = live.client.post(
+            f"{live.api}/accounts/default@vidmorph.local",
+            json={"email": "default@vidmorph.local", "maxJobs": 2},
+        )
+        assert changed.status_code == 401 and changed.json() == suspended.json()
+        # nor does a new email: no new account while one is suspended; another user is not
+        # concerned
         fresh = live.client.post(
             f"{live.api}/accounts/new@x.com", json={"email": "new@x.com", "maxJobs": 1}
         )

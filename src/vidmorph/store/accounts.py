@@ -58,7 +58,10 @@ class AccountStore:
         now = utcnow()
         key = (accounts.c.user_id == user_id) & (accounts.c.email == email)
         with self.db.write() as conn:
-            found = conn.execute(select(accounts.c.email).where(key).with_for_update()).first()
+            found = conn.execute(select(accounts.c.suspended).where(key).with_for_update()).first()
+            if found is not None and found.suspended:
+                # compat(useapi §2): a suspended account's POST is a 401 with this message
+                raise errors.AccountSuspended()
             created = False
             if found is None and values.get("max_jobs") is None:
                 raise errors.BadRequest(MAX_JOBS_REQUIRED)
