@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MAX_SECONDS_CEILING = 3600
 
 
+#: characters after `user:1-` a fixed API token needs (made ones have 32)
+MIN_TOKEN_SECRET = 24
+
+
 class Settings(BaseSettings):
     """Every knob Vidmorph has. Tests build `Settings(...)` directly."""
 
@@ -166,8 +170,13 @@ class Settings(BaseSettings):
             raise ValueError("VIDMORPH_URL_SIGNING_KEY must be at least 32 characters")
         if self.storage_url and not self.storage_url.startswith("s3://"):
             raise ValueError("VIDMORPH_STORAGE_URL must look like s3://bucket/prefix")
-        if self.api_token and not self.api_token.startswith("user:1-"):
-            raise ValueError("VIDMORPH_API_TOKEN must look like user:1-<random>")
+        if self.api_token and not (
+            self.api_token.startswith("user:1-") and len(self.api_token) >= 7 + MIN_TOKEN_SECRET
+        ):
+            raise ValueError(
+                f"VIDMORPH_API_TOKEN must look like user:1-<random>, with at least "
+                f"{MIN_TOKEN_SECRET} random characters"
+            )
         return self
 
     def engine_for(self, task_type: str) -> str:

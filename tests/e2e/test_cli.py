@@ -102,3 +102,49 @@ def test_generate_turbo_portrait_makes_a_portrait_video(server: LiveServer, tmp_
     assert (info["width"], info["height"]) == (768, 1280)
     (task,) = server.client.get(f"{server.api}/tasks/").json()
     assert task["taskType"] == "gen3a_turbo"
+
+
+def test_generate_takes_an_account_and_checks_its_output_before_uploading(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    source = make_video(tmp_path / "clip.mp4", seconds=1)
+    login = ["--url", server.base_url, "--token", server.token]
+    missing = _run(
+        ["generate", str(source), "-p", "x", "-o", str(tmp_path / "none" / "o.mp4"), *login],
+        tmp_path / "d",
+    )
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    assert server.client.get(f"{server.api}/assets/").json() == []  # nothing was uploaded
+
+    made = server.client.post(
+        f"{server.api}/accounts/second@x.com", json={"email": "second@x.com", "maxJobs": 1}
+    )
+    assert made.status_code == 200
+    which = _run(["generate", str(source), "-p", "x", *login], tmp_path / "d")
+    assert which.returncode == 1 and "pass --email" in which.stderr
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    args = ["generate", str(source), "-p", "noir", "--email", "second@x.com", "-o", str(folder)]
+    done = _run([*args, *login], tmp_path / "d")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert probe_output(folder / "clip-vidmorph.mp4")["width"] == 1280
+    assert [p.name for p in folder.iterdir()] == ["clip-vidmorph.mp4"]  # no partial file left
+    (task,) = server.client.get(f"{server.api}/tasks/?email=second@x.com").json()
+    assert "-runwayml:second@x.com-task:" in task["taskId"]
+
+
+def test_tokens_are_made_for_existing_users_only_and_can_be_revoked(server: LiveServer) -> None:
+    data = server.ctx.settings.data_dir
+    unknown = _run(["token", "create", "--user", "99"], data)
+    assert unknown.returncode == 1 and "no user 99" in unknown.stdout
+    assert server.ctx.users.get(99) is None
+    made = _run(["token", "create", "--user", "1"], data)
+    assert made.returncode == 0, made.stderr
+    token = next(line.split()[-1] for line in made.stdout.splitlines() if "token:" in line)
+    assert _run(["token", "revoke", token], data).returncode == 0
+    resp = httpx.get(f"{server.api}/accounts", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 401
+    again = _run(["token", "revoke", token], data)
+    assert again.returncode == 1 and "no such token" in again.stdout

@@ -403,6 +403,15 @@ def test_a_short_signing_key_setting_is_refused(
     assert make_settings(url_signing_key="k" * 32).url_signing_key == "k" * 32
 
 
+def test_a_fixed_api_token_must_be_user_ones_and_long_enough(
+    make_settings: Callable[..., Settings],
+) -> None:
+    for bad in ("user:1-x", "user:1-" + "a" * 23, "user:2-" + "a" * 30, "a" * 40):
+        with pytest.raises(ValidationError, match="at least 24 random characters"):
+            make_settings(api_token=bad)
+    assert make_settings(api_token="user:1-" + "a" * 24).api_token == "user:1-" + "a" * 24
+
+
 def test_the_migration_is_at_head_once_after_racing_starts(database_url: str) -> None:
     """Eight connections migrate one new database at once: none fails, and the schema is
     there once (one alembic_version row)."""

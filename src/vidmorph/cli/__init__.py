@@ -260,11 +260,29 @@ def token_create(
     from vidmorph.service.accounts import create_token
 
     ctx = build_context(Settings())
+    if user is not None and ctx.users.get(user) is None:
+        ctx.db.close()
+        console.print(f"no user {user} (omit --user to make a new one)")
+        raise typer.Exit(1)
     made_for, token = create_token(ctx, user)
     console.print(f"user {made_for.id}")
     console.print(f"token: {token}")
     console.print(f"webhook secret: {made_for.webhook_secret}")
     ctx.db.close()
+
+
+@token_app.command("revoke")
+def token_revoke(token: Annotated[str, typer.Argument(metavar="TOKEN")]) -> None:
+    """Stop a token from working (servers that checked it lately trust it for 30 s more)."""
+    from vidmorph.container import build_context
+
+    ctx = build_context(Settings())
+    revoked = ctx.users.revoke_token(token.strip())
+    ctx.db.close()
+    if revoked is None:
+        console.print("no such token")
+        raise typer.Exit(1)
+    console.print(f"revoked a token of user {revoked}")
 
 
 @account_app.command("unsuspend")

@@ -8,6 +8,7 @@ a traceback; the server's own error message is shown as it is.
 from __future__ import annotations
 
 import mimetypes
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -66,6 +67,10 @@ def generate(
     token: Annotated[
         str | None, typer.Option(metavar="TOKEN", help="API token [saved by `vidmorph serve`].")
     ] = None,
+    email: Annotated[
+        str | None,
+        typer.Option(metavar="EMAIL", help="The account to use [the only one there is]."),
+    ] = None,
 ) -> None:
     """Upload INPUT to a running server, follow the task with a progress bar, download it."""
     settings = Settings()
@@ -79,11 +84,16 @@ def generate(
         )
     if portrait and not turbo:
         _fail("--portrait needs --turbo (only gen3turbo/video takes aspect_ratio).")
-    output = output or input.with_name(f"{input.stem}-vidmorph.mp4")
+    output = _output_path(output, input)
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(headers=headers, timeout=httpx.Timeout(120, connect=5)) as client:
         try:
-            task = _run(client, base, input, prompt, seconds, structure, seed, turbo, portrait)
+            body: dict[str, Any] = {"text_prompt": prompt, "structure_transformation": structure}
+            body |= {"seconds": seconds} if seconds is not None else {}
+            body |= {"seed": seed} if seed is not None else {}
+            if turbo:
+                body["aspect_ratio"] = "portrait" if portrait else "landscape"
+            task = _run(client, base, input, body, {"email": email} if email else {})
             if task["status"] != "SUCCEEDED":
                 _fail(f"task {task['taskId']} {task['status']}: {task.get('error')}")
             _download(client, task["artifacts"][0]["url"], output)
@@ -98,37 +108,38 @@ def generate(
 
 
 def _run(
-    client: httpx.Client,
-    base: str,
-    path: Path,
-    prompt: str,
-    seconds: int | None,
-    structure: float,
-    seed: int | None,
-    turbo: bool,
-    portrait: bool,
+    client: httpx.Client, base: str, path: Path, body: dict[str, Any], account: dict[str, str]
 ) -> dict[str, Any]:
-    features = _call(client.get(f"{base}/features/"))  # the token and the limit, before uploading
+    """Upload `path` to `account` (its email, or none for the only one), create the task of
+    `body` from it and follow it to its end."""
+    # the token, the account and the length limit, before uploading
+    features = _call(client.get(f"{base}/features/", params=account))
+    seconds = body.get("seconds")
     if seconds is not None and seconds > int(features.get("maxSeconds", seconds)):
         _fail(f"--seconds {seconds}: this server makes at most {features['maxSeconds']} s.")
-    asset_id = _upload(client, base, path)
-    body: dict[str, Any] = {
-        "assetId": asset_id,
-        "text_prompt": prompt,
-        "structure_transformation": structure,
-    }
-    if seconds is not None:
-        body["seconds"] = seconds
-    if seed is not None:
-        body["seed"] = seed
-    if turbo:
-        body["aspect_ratio"] = "portrait" if portrait else "landscape"
-    endpoint = "gen3turbo/video" if turbo else "gen3/video"
+    body = {"assetId": _upload(client, base, path, account), **body}
+    endpoint = "gen3turbo/video" if "aspect_ratio" in body else "gen3/video"
     task = _call(client.post(f"{base}/{endpoint}", json=body))
     try:
         return _follow(client, base, task)
     except KeyboardInterrupt:
         _fail(f"interrupted; task {task['taskId']} goes on on the server.")
+
+
+def _output_path(output: Path | None, source: Path) -> Path:
+    """Where the result goes, checked before anything is uploaded (and paid for): a folder
+    given as `-o` gets the default name inside it; a missing or read-only folder is refused."""
+    name = f"{source.stem}-vidmorph.mp4"
+    if output is None:
+        output = source.with_name(name)
+    elif output.is_dir():
+        output = output / name
+    folder = output.parent
+    if not folder.is_dir():
+        _fail(f"-o {output}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        _fail(f"-o {output}: the folder {folder} cannot be written to.")
+    return output
 
 
 def _reason(exc: httpx.TransportError) -> str:
@@ -146,16 +157,18 @@ def _call(resp: httpx.Response) -> Any:
         except ValueError:
             message = resp.text[:200]
         hint = " (check --token or VIDMORPH_API_TOKEN)" if resp.status_code == 401 else ""
+        if "email is required" in message:
+            hint = " (pass --email; GET /v1/runwayml/accounts lists them)"
         _fail(f"HTTP {resp.status_code} from {resp.request.url.path}: {message}{hint}")
     return resp.json()
 
 
-def _upload(client: httpx.Client, base: str, path: Path) -> str:
+def _upload(client: httpx.Client, base: str, path: Path, account: dict[str, str]) -> str:
     ctype = mimetypes.guess_type(path.name)[0] or "video/mp4"
     with path.open("rb") as body:
         resp = client.post(
             f"{base}/assets/",
-            params={"name": path.stem},
+            params={"name": path.stem, **account},
             content=body,
             headers={"Content-Type": ctype},
         )
@@ -183,13 +196,18 @@ def _follow(client: httpx.Client, base: str, task: dict[str, Any]) -> dict[str, 
 
 def _download(client: httpx.Client, url: str, output: Path) -> None:
     partial = output.with_name(f".{output.name}.part")
-    with client.stream("GET", url) as resp:
-        if resp.status_code >= 400:
-            _fail(f"HTTP {resp.status_code} downloading the result from {url}")
-        with partial.open("wb") as out:
-            for chunk in resp.iter_bytes():
-                out.write(chunk)
-    partial.replace(output)
+    try:
+        with client.stream("GET", url) as resp:
+            if resp.status_code >= 400:
+                _fail(f"HTTP {resp.status_code} downloading the result from {url}")
+            with partial.open("wb") as out:
+                for chunk in resp.iter_bytes():
+                    out.write(chunk)
+        partial.replace(output)
+    except OSError as exc:
+        _fail(f"could not write {output}: {exc.strerror or exc}; the result stays at {url}")
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def sample(

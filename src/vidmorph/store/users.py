@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.sql.dml import Insert
 
 from vidmorph.domain.clock import utcnow
@@ -62,6 +62,16 @@ class UserStore:
                     user_id=user_id, token_hash=token_hash(token), created_at=utcnow()
                 )
             )
+
+    def revoke_token(self, token: str) -> int | None:
+        """Remove `token`; the user it was for, None when no such token was stored."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                delete(tokens)
+                .where(tokens.c.token_hash == token_hash(token))
+                .returning(tokens.c.user_id)
+            ).first()
+        return None if row is None else int(row.user_id)
 
     def verify_token(self, user_id: int, token: str) -> bool:
         """True when `token` is one of the user's; each stored hash compared in constant time."""
