@@ -62,6 +62,26 @@ def test_receiver_that_fails_first_still_gets_the_signed_terminal_task(
         assert len(terminal(hook.requests)) == len(final)
 
 
+def test_deleting_a_task_stops_its_callbacks(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(callback_retry_base_s=0.2, callback_retry_max_s=0.4)
+    with Receiver(status=500) as hook, start_server(settings) as live:
+        asset = live.upload_video(tmp_path, seconds=1)
+        task = live.create(
+            {"assetId": asset["assetId"], "text_prompt": "dusk", "replyUrl": f"{hook.url}/cb"}
+        ).json()
+        live.wait_task(task["taskId"], {"SUCCEEDED"})
+        assert hook.wait_for_count(2, 20)  # failing, so retried
+        assert live.client.delete(f"{live.api}/tasks/{task['taskId']}").status_code == 204
+        (delivery,) = live.ctx.deliveries.of_task(task["id"])
+        assert delivery["state"] == "dropped"
+        time.sleep(0.3)  # a send already under way may still land
+        seen = len(hook.requests)
+        time.sleep(1.5)  # several retry periods
+        assert len(hook.requests) == seen
+
+
 def test_callback_events_all_also_sends_status_changes_and_progress_in_order(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ARRAY, Select, String, any_, delete, func, select
+from sqlalchemy import ARRAY, Select, String, any_, delete, func, select, update
 
 from vidmorph.domain.models import Account, Asset, Task
 from vidmorph.domain.states import IN_FLIGHT, TERMINAL, TaskStatus
@@ -236,4 +236,10 @@ class TaskStore(TaskAdmission, TaskThrottle, TaskTransitions):
             conn.execute(delete(assets).where(assets.c.task_uuid == uuid))
             if conn.execute(delete(tasks).where(tasks.c.uuid == uuid)).rowcount:
                 self.usage.fold(conn, task)
+            # its callbacks would carry links that no longer work, to a caller who knows
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.task_uuid == uuid, deliveries.c.state == "pending")
+                .values(state="dropped", last_error="the task was deleted")
+            )
         return task
