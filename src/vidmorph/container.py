@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from vidmorph.callbacks.sender import CallbackSender
 from vidmorph.config import Settings
@@ -74,9 +76,30 @@ def build_storage(settings: Settings, key: bytes) -> BlobStorage:
     return LocalStorage(settings.data_dir / "files", settings.public_url, key)
 
 
+def private_data_dir(settings: Settings) -> None:
+    """The data directory, mode 0700 (it holds the database, with the URL-signing key and the
+    webhook secrets, and every tenant's media), and its SQLite file 0600 from the start."""
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if data.stat().st_uid == os.getuid() and data.stat().st_mode & 0o077:
+        data.chmod(0o700)
+    prefix = "sqlite:///"
+    name = settings.database_url.removeprefix(prefix).split("?")[0]
+    if not settings.database_url.startswith(prefix) or name in ("", ":memory:"):
+        return
+    path = Path(name)
+    try:
+        # SQLite gives its -wal and -shm files the database's own mode
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+            path.chmod(0o600)
+    except OSError:
+        return  # SQLite says what is wrong with the path when it opens it
+
+
 def build_context(settings: Settings) -> AppContext:
     """Stores and adapters, with the schema migrated; starts no threads."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings)
     db = Database(settings.database_url, settings.db_pool_size)
     db.migrate()
     key = signing_key(settings, db)
