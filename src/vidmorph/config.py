@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     default_max_jobs: int = Field(5, ge=1, le=10)
     default_plan_credits: int = Field(100_000, ge=0)
     default_plan: str = Field("unlimited", pattern="^(standard|unlimited)$")
+    self_service_plans: bool = Field(
+        False,
+        description="Let users set their accounts' plan and numPlanCredits through the API (a "
+        "server for one trusted team); otherwise only `vidmorph account set` changes them.",
+    )
+    max_accounts: int = Field(20, ge=1, description="Accounts one user may have.")
 
     callback_allow_private: bool = Field(False, description="Allow loopback/private replyUrl.")
     callback_timeout_s: float = Field(10.0, gt=0, description="Each phase of a callback POST.")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.harness import LiveServer, start_server
 from tests.videos import make_video
 from vidmorph.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_create_update_read_and_delete_an_account(server: LiveServer) -> None:
@@ -45,12 +50,23 @@ def test_account_validation_errors_are_400(server: LiveServer) -> None:
         ("e" * 65 + "@x.com", {"maxJobs": 1}),  # RFC 5321: 64 before the @
         ("e" * 60 + "@" + "d" * 190 + ".com", {"maxJobs": 1}),  # and 254 in all
         ("new@x.com", {"maxJobs": 1, "plan": "gold"}),
+        ("a@b@x.com", {"maxJobs": 1}),
+        ("a b@x.com", {"maxJobs": 1}),
+        ('"<script>@x.com', {"maxJobs": 1}),
+        ("a@x", {"maxJobs": 1}),  # a domain name has a dot
+        ("x-runwayml:y@x.com", {"maxJobs": 1}),
+        ("a%3Fb@x.com", {"maxJobs": 1}),  # ? would end a raw id in a path
+        ("a%23b@x.com", {"maxJobs": 1}),
+        ("jos%C3%A9@x.com", {"maxJobs": 1}),
+        ("a@-x.com", {"maxJobs": 1}),
+        ("a@" + "d" * 64 + ".com", {"maxJobs": 1}),  # a label is at most 63
     ]
     for email, body in cases:
         resp = server.client.post(f"{api}/accounts/{email}", json=body)
         assert resp.status_code == 400, (email, body, resp.text)
         assert resp.json()["code"] == 400 and resp.json()["error"]
-    longest = "e" * 64 + "@" + "d" * 185 + ".com"  # 254 characters: taken
+    longest = "e" * 64 + "@" + "d" * 63 + "." + "d" * 63 + "." + "d" * 57 + ".com"  # 254: taken
+    assert len(longest) == 254
     assert server.client.post(f"{api}/accounts/{longest}", json={"maxJobs": 1}).status_code == 200
 
 
@@ -80,3 +96,50 @@ def test_out_of_range_credit_allowance_is_400_not_500(server: LiveServer) -> Non
         f"{server.api}/accounts/big@x.com", json={"maxJobs": 1, "numPlanCredits": 10**30}
     )
     assert resp.status_code == 400 and resp.json()["code"] == 400
+
+
+def test_plan_and_credits_are_the_operators_and_accounts_are_bounded(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(max_accounts=3)) as live:
+        api = live.api
+        for change in ({"plan": "standard"}, {"numPlanCredits": 10**9}):
+            resp = live.client.post(f"{api}/accounts/new@x.com", json={"maxJobs": 1, **change})
+            assert resp.status_code == 400 and "operator" in resp.json()["error"], change
+        assert live.client.get(f"{api}/accounts/new@x.com").status_code == 404
+        # what the account has, sent back as read, is no change
+        mine = live.client.get(f"{api}/accounts/default@vidmorph.local").json()
+        same = {"maxJobs": 2, "plan": mine["plan"], "numPlanCredits": mine["numPlanCredits"]}
+        resp = live.client.post(f"{api}/accounts/default@vidmorph.local", json=same)
+        assert resp.status_code == 200 and resp.json()["maxJobs"] == 2
+
+        # the operator sets them
+        cli = [sys.executable, "-m", "vidmorph", "account", "set", "default@vidmorph.local"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIDMORPH_")}
+        env.update(VIDMORPH_DATA_DIR=str(live.ctx.settings.data_dir), PYTHONPATH=str(ROOT))
+        done = subprocess.run(
+            [*cli, "--plan", "standard", "--credits", "30"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        mine = live.client.get(f"{api}/accounts/default@vidmorph.local").json()
+        assert (mine["plan"], mine["numPlanCredits"]) == ("standard", 30)
+
+        # at most max_accounts, and one made again starts with what it had spent
+        for email in ("b@x.com", "c@x.com"):
+            made = live.client.post(f"{api}/accounts/{email}", json={"maxJobs": 1})
+            assert made.status_code == 200
+        full = live.client.post(f"{api}/accounts/d@x.com", json={"maxJobs": 1})
+        assert full.status_code == 400 and "as many as this server allows" in full.json()["error"]
+        asset = live.upload(make_video(tmp_path / "v.mp4", seconds=1), email="b@x.com")
+        task = live.create({"assetId": asset["assetId"], "text_prompt": "night"}).json()
+        live.wait_task(task["taskId"], {"SUCCEEDED"})
+        assert live.client.delete(f"{api}/tasks/{task['taskId']}").status_code == 204
+        assert live.client.delete(f"{api}/accounts/b@x.com").status_code == 204
+        again = live.client.post(f"{api}/accounts/b@x.com", json={"maxJobs": 1})
+        assert again.status_code == 200
+        used = live.client.get(f"{api}/features/?email=b@x.com").json()["used"]["numPlanCredits"]
+        assert used == 10  # 1 s of gen3a, spent before the account was deleted

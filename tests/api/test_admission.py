@@ -55,7 +55,7 @@ def test_global_queue_depth_gives_the_second_429(
 def test_credits_are_reserved_released_and_412_when_short(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    with start_server(make_settings(workers=0)) as live:
+    with start_server(make_settings(workers=0, self_service_plans=True)) as live:
         live.client.post(
             f"{live.api}/accounts/default@vidmorph.local",
             json={"numPlanCredits": 25, "plan": "standard"},

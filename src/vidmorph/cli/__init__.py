@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from vidmorph import __version__
-from vidmorph.cli import client, credentials
+from vidmorph.cli import admin, client, credentials
 from vidmorph.config import Settings
 
 if TYPE_CHECKING:
@@ -25,12 +25,9 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True, rich_markup_mode=None)
-account_app = typer.Typer(
-    help="Account administration.", no_args_is_help=True, rich_markup_mode=None
-)
-app.add_typer(token_app, name="token")
-app.add_typer(account_app, name="account")
+app.add_typer(admin.token_app, name="token")
+app.add_typer(admin.account_app, name="account")
+app.command("webhook-secret")(admin.webhook_secret)
 app.command()(client.generate)
 app.command()(client.sample)
 console = Console(highlight=False)
@@ -230,71 +227,3 @@ def _banner(settings: Settings, token: str, webhook_secret: str, saved: list[Pat
     ]
     for line in lines:
         console.print(line, soft_wrap=True, markup=line.startswith("[bold]"))
-
-
-@app.command("webhook-secret")
-def webhook_secret(
-    user: Annotated[int, typer.Option(metavar="N", help="The user number.")] = 1,
-) -> None:
-    """Print a user's webhook signing secret (callbacks carry its Standard Webhooks signature)."""
-    from vidmorph.container import build_context
-
-    ctx = build_context(Settings())
-    found = ctx.users.get(user)
-    ctx.db.close()
-    if found is None:
-        console.print(f"no user {user}")
-        raise typer.Exit(1)
-    console.print(found.webhook_secret)
-
-
-@token_app.command("create")
-def token_create(
-    user: Annotated[
-        int | None,
-        typer.Option(metavar="N", help="Existing user number; omit for a new user."),
-    ] = None,
-) -> None:
-    """Make an API token (for a new user unless --user is given) and print it once."""
-    from vidmorph.container import build_context
-    from vidmorph.service.accounts import create_token
-
-    ctx = build_context(Settings())
-    if user is not None and ctx.users.get(user) is None:
-        ctx.db.close()
-        console.print(f"no user {user} (omit --user to make a new one)")
-        raise typer.Exit(1)
-    made_for, token = create_token(ctx, user)
-    console.print(f"user {made_for.id}")
-    console.print(f"token: {token}")
-    console.print(f"webhook secret: {made_for.webhook_secret}")
-    ctx.db.close()
-
-
-@token_app.command("revoke")
-def token_revoke(token: Annotated[str, typer.Argument(metavar="TOKEN")]) -> None:
-    """Stop a token from working (servers that checked it lately trust it for 30 s more)."""
-    from vidmorph.container import build_context
-
-    ctx = build_context(Settings())
-    revoked = ctx.users.revoke_token(token.strip())
-    ctx.db.close()
-    if revoked is None:
-        console.print("no such token")
-        raise typer.Exit(1)
-    console.print(f"revoked a token of user {revoked}")
-
-
-@account_app.command("unsuspend")
-def account_unsuspend(
-    email: Annotated[str, typer.Argument(metavar="EMAIL")],
-    user: Annotated[int, typer.Option(metavar="N", help="The account's user number.")] = 1,
-) -> None:
-    """Lift a moderation suspension."""
-    from vidmorph.container import build_context
-
-    ctx = build_context(Settings())
-    if not ctx.accounts.set_suspended(user, email, False):
-        console.print(f"no account {email} for user {user}")
-        raise typer.Exit(1)
-    console.print(f"{email} is active again")

@@ -22,6 +22,8 @@ TERMINAL: frozenset[TaskStatus] = frozenset(
 IN_FLIGHT: frozenset[TaskStatus] = frozenset(
     {TaskStatus.PENDING, TaskStatus.THROTTLED, TaskStatus.RUNNING}
 )
+#: statuses whose reserved credits go back to the account
+RELEASES_CREDITS: frozenset[TaskStatus] = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
 #: what holds one of an account's maxJobs slots (a THROTTLED task waits for one)
 TAKES_A_SLOT: frozenset[TaskStatus] = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -158,14 +159,28 @@ def hash_password(password: str) -> str:
 NO_CONFIGURATION = "Configuration not found. To create configuration use POST /accounts/email."
 
 
-def save_account(ctx: AppContext, user: User, email: str, body: dict[str, Any]) -> Account:
-    """Create the account (maxJobs required) or update the fields the body gives."""
-    local, at, domain = email.rpartition("@")
-    # RFC 5321's limits: 64 characters before the @, 254 in all
-    if not at or not local or not domain or len(local) > 64 or len(email) > 254:
+#: what an account email may hold: RFC 5321's unquoted ASCII addresses, less the characters
+#: that cannot stand raw in a URL path (`#`, `%`, `/`, `?`), as composite ids do (useapi §1)
+_EMAIL = re.compile(
+    r"[A-Za-z0-9!$&'*+=^_`{|}~.-]{1,64}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+)
+#: the account fields only the operator sets, unless VIDMORPH_SELF_SERVICE_PLANS
+OPERATOR_FIELDS = {"plan": "plan", "num_plan_credits": "numPlanCredits"}
+
+
+def check_email(email: str) -> None:
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
         raise errors.BadRequest(
-            "email must be an email address (at most 64 characters before the @, 254 in all)."
+            "email must be an email address: letters, digits and .!$&'*+=^_`{|}~- before the"
+            " one @ (at most 64), a domain name after it, at most 254 characters in all."
         )
+
+
+def save_account(ctx: AppContext, user: User, email: str, body: dict[str, Any]) -> Account:
+    """Create the account (maxJobs required) or update the fields the body gives; its plan
+    and credits only where tenants may set them (or as they are)."""
+    check_email(email)
     if body.get("replyUrl"):
         validate_reply_url(body["replyUrl"], allow_private=ctx.settings.callback_allow_private)
     values: dict[str, Any] = {}
@@ -183,4 +198,33 @@ def save_account(ctx: AppContext, user: User, email: str, body: dict[str, Any]) 
         "plan": ctx.settings.default_plan,
         "num_plan_credits": ctx.settings.default_plan_credits,
     }
-    return ctx.accounts.upsert(user.id, email, defaults, **values)
+    if not ctx.settings.self_service_plans:
+        _keep_operator_fields(ctx, user, email, defaults, values)
+    return ctx.accounts.upsert(
+        user.id, email, defaults, max_accounts=ctx.settings.max_accounts, **values
+    )
+
+
+def _keep_operator_fields(
+    ctx: AppContext, user: User, email: str, defaults: dict[str, Any], values: dict[str, Any]
+) -> None:
+    """Refuse a change to the plan or credits (the operator's, with `vidmorph account set`);
+    the values an account has, sent back as a client read them, are taken as no change."""
+    asked = {column: values.pop(column) for column in OPERATOR_FIELDS if column in values}
+    if not asked:
+        return
+    current = ctx.accounts.get(user.id, email)
+    have = (
+        defaults
+        if current is None
+        else {
+            "plan": current.plan,
+            "num_plan_credits": current.num_plan_credits,
+        }
+    )
+    changed = [OPERATOR_FIELDS[c] for c, value in asked.items() if have[c] != value]
+    if changed:
+        raise errors.BadRequest(
+            f"{' and '.join(changed)}: set by this server's operator (`vidmorph account set`),"
+            " not through the API."
+        )

@@ -12,6 +12,7 @@ from vidmorph.domain.models import Account
 from vidmorph.domain.states import IN_FLIGHT
 from vidmorph.store.db import Database
 from vidmorph.store.tables import accounts, tasks
+from vidmorph.store.usage import spent_total
 
 
 def to_account(row: Any) -> Account:
@@ -45,29 +46,48 @@ def _has_suspended(conn: Connection, user_id: int) -> bool:
     return conn.execute(query.limit(1)).first() is not None
 
 
+def _check_room(conn: Connection, user_id: int, max_accounts: int) -> None:
+    query = select(func.count()).select_from(accounts).where(accounts.c.user_id == user_id)
+    if conn.execute(query).scalar_one() >= max_accounts:
+        raise errors.BadRequest(
+            f"You have {max_accounts} accounts, as many as this server allows; delete one first."
+        )
+
+
 class AccountStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def upsert(
-        self, user_id: int, email: str, defaults: dict[str, Any] | None = None, **values: Any
+        self,
+        user_id: int,
+        email: str,
+        defaults: dict[str, Any] | None = None,
+        max_accounts: int | None = None,
+        by_tenant: bool = True,
+        **values: Any,
     ) -> Account:
         """Create the account (with `defaults` under the given fields; `max_jobs` must be
-        among them), or update the given fields of an existing one. The existence check is
-        the transaction's own, so an account deleted meanwhile is created, not half-inserted."""
+        among them; refused past the user's `max_accounts`), or update the given fields of an
+        existing one; `by_tenant`, not while the user has a suspended account (the operator
+        may). The existence check is the transaction's own, so an account deleted meanwhile
+        is created, not half-inserted. One made again under an email it had before
+        starts with the credits its tasks spent then."""
         now = utcnow()
         key = (accounts.c.user_id == user_id) & (accounts.c.email == email)
         with self.db.write() as conn:
             found = conn.execute(select(accounts.c.suspended).where(key).with_for_update()).first()
-            if found is not None and found.suspended:
+            if by_tenant and found is not None and found.suspended:
                 # compat(useapi §2): a suspended account's POST is a 401 with this message
                 raise errors.AccountSuspended()
             created = False
             if found is None and values.get("max_jobs") is None:
                 raise errors.BadRequest(MAX_JOBS_REQUIRED)
-            if found is None and _has_suspended(conn, user_id):
+            if by_tenant and found is None and _has_suspended(conn, user_id):
                 # a new email must not shed a suspension only an operator may lift
                 raise errors.AccountSuspended(SUSPENDED_USER)
+            if found is None and max_accounts is not None:
+                _check_room(conn, user_id, max_accounts)
             if found is None:
                 # Two processes may create the same account at once (the default set-up):
                 # one insert wins, the other becomes an update of the fields it was given.
@@ -77,7 +97,7 @@ class AccountStore:
                     .values(
                         user_id=user_id,
                         email=email,
-                        credits_used=0,
+                        credits_used=spent_total(conn, user_id, email),
                         suspended=False,
                         created_at=now,
                         updated_at=now,

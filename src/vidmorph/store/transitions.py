@@ -16,16 +16,13 @@ from sqlalchemy import Connection, select, update
 
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Asset, Task
-from vidmorph.domain.states import TERMINAL, TaskStatus, sources_of
+from vidmorph.domain.states import RELEASES_CREDITS, TERMINAL, TaskStatus, sources_of
 from vidmorph.store.assets import insert_asset
 from vidmorph.store.db import Database
 from vidmorph.store.queue import QueueFigures, release_slot
 from vidmorph.store.tables import accounts, tasks
 
 log = logging.getLogger(__name__)
-
-#: statuses whose reserved credits go back to the account
-RELEASES_CREDITS = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
 def charge(conn: Connection, user_id: int, email: str, credits: int) -> None:

@@ -12,14 +12,29 @@ from sqlalchemy import Connection, func, select, update
 
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Task
+from vidmorph.domain.states import RELEASES_CREDITS
 from vidmorph.store.db import Database
 from vidmorph.store.tables import spent_usage, tasks
-from vidmorph.store.transitions import RELEASES_CREDITS
 
 
 def spent_credits(task: Task) -> int:
     """The credits `task` keeps spent: none once FAILED or CANCELLED gave them back."""
     return 0 if task.status in RELEASES_CREDITS else max(task.credits, 0)
+
+
+def spent_total(conn: Connection, user_id: int, email: str) -> int:
+    """Every credit the account's tasks spent, deleted ones too: what an account made again
+    under the same email starts from (deleting it must not hand its allowance back)."""
+    kept = select(func.coalesce(func.sum(tasks.c.credits), 0)).where(
+        tasks.c.user_id == user_id,
+        tasks.c.email == email,
+        tasks.c.status.not_in(sorted(RELEASES_CREDITS)),
+        tasks.c.credits > 0,
+    )
+    deleted = select(func.coalesce(func.sum(spent_usage.c.credits), 0)).where(
+        spent_usage.c.user_id == user_id, spent_usage.c.email == email
+    )
+    return int(conn.execute(kept).scalar_one()) + int(conn.execute(deleted).scalar_one())
 
 
 class UsageStore:
