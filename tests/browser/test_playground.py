@@ -254,3 +254,36 @@ def test_a_failed_task_shows_its_error(
         row = page.locator(f'#tasks tr[data-task-id="{task["taskId"]}"]')
         expect(row).to_have_attribute("data-status", "FAILED")
         browsing.assert_only_from(live.base_url)
+
+
+def test_a_token_with_several_accounts_picks_one_and_works_in_it(
+    server: LiveServer, browsing: Browsing, tmp_path: Path
+) -> None:
+    live, page = server, browsing.page
+    made = live.client.post(
+        f"{live.api}/accounts/second@x.com", json={"email": "second@x.com", "maxJobs": 2}
+    )
+    assert made.status_code == 200
+    connect(page, live)
+    account = page.locator("#account")
+    expect(account).to_be_visible()
+    expect(account).to_have_value("default@vidmorph.local")  # the first, by email
+    expect(page.locator("#credits")).to_contain_text("credits")
+    account.select_option("second@x.com")
+    upload(page, make_video(tmp_path / "clip.mp4", seconds=1))
+    expect(page.locator("#submit")).to_be_enabled()
+    page.fill("#text_prompt", "snow")
+    page.click("#submit")
+    expect(page.locator("#status")).to_have_text("SUCCEEDED", timeout=TIMEOUT_MS)
+    (task,) = live.client.get(f"{live.api}/tasks/?email=second@x.com").json()
+    assert "-runwayml:second@x.com-task:" in task["taskId"]
+    expect(page.locator(f'#tasks tr[data-task-id="{task["taskId"]}"]')).to_be_visible()
+    account.select_option("default@vidmorph.local")  # its own list: none yet
+    expect(page.locator("#tasks")).to_contain_text("No tasks yet.")
+    account.select_option("second@x.com")
+    expect(page.locator(f'#tasks tr[data-task-id="{task["taskId"]}"]')).to_be_visible()
+    page.reload()  # the choice is kept
+    expect(page.locator("#account")).to_have_value("second@x.com")
+    expect(page.locator(f'#tasks tr[data-task-id="{task["taskId"]}"]')).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+    browsing.assert_only_from(live.base_url)

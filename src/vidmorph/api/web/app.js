@@ -6,6 +6,7 @@
 
 const API = '/v1/runwayml';
 const TOKEN_KEY = 'vidmorph.token';
+const ACCOUNT_KEY = 'vidmorph.account';
 const IN_FLIGHT = new Set(['PENDING', 'THROTTLED', 'RUNNING']);
 const MODELS = {
   gen3a: 'Gen-3 Alpha',
@@ -15,7 +16,8 @@ const MODELS = {
 };
 
 const $ = (id) => document.getElementById(id);
-const state = { token: '', asset: null, taskId: null, watch: null };
+// `email` is the account chosen when the token has several (the API then needs it named)
+const state = { token: '', email: '', asset: null, taskId: null, watch: null };
 
 // ---- API calls -------------------------------------------------------------------------------
 
@@ -36,11 +38,16 @@ async function api(path, options = {}) {
   return resp.status === 204 ? null : resp.json();
 }
 
+/** The chosen account as a query parameter after `sep` ('?' or '&'); '' when there is one. */
+function account(sep) {
+  return state.email ? `${sep}email=${encodeURIComponent(state.email)}` : '';
+}
+
 /** POST the raw file to /assets/ with XHR, for upload progress. */
 function uploadFile(file, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', `${API}/assets/?name=${encodeURIComponent(file.name)}`);
+    xhr.open('POST', `${API}/assets/?name=${encodeURIComponent(file.name)}${account('&')}`);
     xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
     xhr.setRequestHeader('Content-Type', file.type || 'video/mp4');
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
@@ -114,12 +121,33 @@ async function connect() {
   state.token = $('token').value.trim();
   if (!state.token) throw new Error('Paste your API token first.');
   localStorage.setItem(TOKEN_KEY, state.token);
+  await loadAccounts();
+  await loadFeatures();
+  await loadTasks();
+}
+
+/** With several accounts, show a choice of them (the last one chosen, else the first). */
+async function loadAccounts() {
+  const emails = Object.keys(await api('/accounts')).sort();
+  const several = emails.length > 1;
+  const kept = localStorage.getItem(ACCOUNT_KEY);
+  state.email = several ? (emails.includes(kept) ? kept : emails[0]) : '';
+  const select = $('account');
+  select.replaceChildren(...emails.map((e) => el('option', { value: e, textContent: e })));
+  select.value = state.email;
+  select.hidden = !several;
+  $('account-label').hidden = !several;
+}
+
+async function switchAccount(email) {
+  state.email = email;
+  localStorage.setItem(ACCOUNT_KEY, email);
   await loadFeatures();
   await loadTasks();
 }
 
 async function loadFeatures() {
-  const f = await api('/features/');
+  const f = await api(`/features/${account('?')}`);
   const used = (f.used && f.used.numPlanCredits) || 0;
   const permitted = (f.permitted && f.permitted.numPlanCredits) || 0;
   $('credits').textContent =
@@ -338,7 +366,7 @@ async function cancelOrDelete(taskId) {
 // ---- past tasks ------------------------------------------------------------------------------
 
 async function loadTasks() {
-  const tasks = await api('/tasks/?offset=0&limit=20');
+  const tasks = await api(`/tasks/?offset=0&limit=20${account('&')}`);
   const rows = tasks.map(taskRow);
   if (!rows.length) rows.push(el('tr', {}, el('td', { colSpan: 5, className: 'muted',
     textContent: 'No tasks yet.' })));
@@ -395,6 +423,7 @@ function init() {
   $('model').addEventListener('change', (e) => {
     $('aspect_ratio').disabled = e.target.value !== 'gen3turbo';
   });
+  $('account').addEventListener('change', (e) => act(() => switchAccount(e.target.value)));
   $('cancel').addEventListener('click', () => act(() => cancelOrDelete(state.taskId)));
   $('refresh').addEventListener('click', () => act(loadTasks));
   if (saved) {
