@@ -26,6 +26,7 @@ from vidmorph.api.routes import (
     web,
 )
 from vidmorph.api.server import configure_limits, freeze_heap
+from vidmorph.api.slashes import answer_either_slash
 from vidmorph.config import Settings
 from vidmorph.container import Services, build_services
 from vidmorph.service.accounts import Authenticator
@@ -113,6 +114,7 @@ def create_app(services: Services, *, manage: bool = True, freeze: bool = False)
     app.include_router(ops.router)
     web.install(app)
     openapi.install(app)
+    answer_either_slash(app)
     return app
 
 
