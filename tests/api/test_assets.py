@@ -97,6 +97,9 @@ def test_list_filters_by_media_type_and_validates_paging(
     assert image["mediaType"] == "image"
     listed = server.client.get(f"{server.api}/assets/?offset=0&limit=10&mediaType=video").json()
     assert [a["id"] for a in listed] == [video["id"]]
+    # useapi §3: the list's createdBy is the user's number, the upload's the user object
+    assert listed[0]["createdBy"] == listed[0]["userId"] == 1
+    assert video["createdBy"]["id"] == 1
     assert len(server.client.get(f"{server.api}/assets/?offset=0&limit=10").json()) == 2
     for query in ("limit=51", "offset=-1", "mediaType=pdf", "limit=abc"):
         resp = server.client.get(f"{server.api}/assets/?{query}")

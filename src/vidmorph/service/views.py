@@ -203,6 +203,12 @@ def artifact_view(ctx: AppContext, asset: Asset, task: Task) -> dict[str, Any]:
     }
 
 
+def listed_asset_view(ctx: AppContext, asset: Asset) -> dict[str, Any]:
+    """An asset as `GET /assets/` lists it: `createdBy` is the user's number there (useapi
+    §3), the user object in the upload's and the single asset's answer."""
+    return asset_view(ctx, asset) | {"createdBy": asset.user_id}
+
+
 def asset_view(ctx: AppContext, asset: Asset) -> dict[str, Any]:
     preview = signed_url(ctx, asset.preview_key)
     user = {

@@ -17,7 +17,7 @@ from vidmorph.api.openapi import FILE_CONTENT, doc
 from vidmorph.domain.media_types import served_type
 from vidmorph.service import accounts
 from vidmorph.service import assets as asset_service
-from vidmorph.service.views import asset_view
+from vidmorph.service.views import asset_view, listed_asset_view
 from vidmorph.storage.local import LocalStorage
 
 router = APIRouter()
@@ -72,7 +72,7 @@ def list_assets(
 ) -> Any:
     account = accounts.resolve_account(ctx, user, email)
     found = ctx.assets.page(user.id, account.email, mediaType, offset, limit)
-    return JSONResponse([asset_view(ctx, a) for a in found])
+    return JSONResponse([listed_asset_view(ctx, a) for a in found])
 
 
 @router.get("/assets/{asset_id}", **doc(404, ok="Asset"))
