@@ -192,7 +192,7 @@ def test_delete_removes_the_asset_and_its_files(server: LiveServer, tmp_path: Pa
     assert _leftovers(server) == []
 
 
-def test_a_tasks_output_names_its_task_and_leaves_the_task_when_deleted(
+def test_a_tasks_output_names_its_task_and_goes_only_with_it(
     server: LiveServer, tmp_path: Path
 ) -> None:
     source = server.upload_video(tmp_path, seconds=1)
@@ -206,12 +206,15 @@ def test_a_tasks_output_names_its_task_and_leaves_the_task_when_deleted(
     assert by_id[source["assetId"]]["taskId"] is None
     one = server.client.get(f"{server.api}/assets/{artifact['assetId']}").json()
     assert one["taskId"] == task["taskId"]
-    # the poll's answer is reused while its task is unchanged: deleting an output changes it
-    for _ in range(3):
-        assert len(server.client.get(f"{server.api}/tasks/{task['taskId']}").json()["artifacts"])
-    assert server.client.delete(f"{server.api}/assets/{artifact['assetId']}").status_code == 204
+    # a SUCCEEDED task keeps the video it names: the output goes with its task only
+    refused = server.client.delete(f"{server.api}/assets/{artifact['assetId']}")
+    assert refused.status_code == 409 and task["taskId"] in refused.json()["error"]
     after = server.client.get(f"{server.api}/tasks/{task['taskId']}").json()
-    assert after["status"] == "SUCCEEDED" and after["artifacts"] == []
+    assert [a["assetId"] for a in after["artifacts"]] == [artifact["assetId"]]
+    assert httpx.get(after["artifacts"][0]["url"]).status_code == 200
+    assert server.client.delete(f"{server.api}/tasks/{task['taskId']}").status_code == 204
+    gone = server.client.get(f"{server.api}/assets/{artifact['assetId']}")
+    assert gone.status_code == 404
 
 
 def test_signed_urls_refuse_tampering(server: LiveServer, tmp_path: Path) -> None:

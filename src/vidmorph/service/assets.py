@@ -182,7 +182,14 @@ def _not_found(asset_id: str) -> errors.NotFound:
 
 
 def delete(ctx: AppContext, user: User, asset_id: str) -> None:
+    """Delete an uploaded asset with its files. A task's output goes with its task only
+    (DELETE /tasks/{taskId}), so a SUCCEEDED task always has the video it names."""
     asset = get(ctx, user, asset_id)
+    if asset.task_uuid is not None:
+        task_id = ids.format_id(asset.user_id, asset.email, "task", asset.task_uuid)
+        raise errors.Conflict(
+            f"This asset is the output of task {task_id}; delete that task to delete it."
+        )
     ctx.assets.delete(user.id, asset.uuid)
     delete_files(ctx, asset)
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, insert, select, update
+from sqlalchemy import Connection, Select, delete, insert, select
 
-from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Account, Asset, MediaMeta
 from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
 from vidmorph.store.joins import prefixed, split
 from vidmorph.store.prepared import Statements, arg
-from vidmorph.store.tables import accounts, assets, tasks
+from vidmorph.store.tables import accounts, assets
 
 
 def to_asset(row: Any) -> Asset:
@@ -119,18 +118,17 @@ class AssetStore:
             return {r.uuid: to_asset(r) for r in conn.execute(query).all()}
 
     def delete(self, user_id: int, uuid: str) -> Asset | None:
-        """Remove the row and return it, so the caller can delete its blobs. A task's output
-        also touches its task's row: every process's poll cache (service.view_cache) reuses a
-        view only while that row is unchanged, and the view lists the task's outputs."""
+        """Remove an upload's row and return it, so the caller can delete its blobs. A task's
+        output is not removed here (its task's deletion removes it): every process's poll
+        cache (service.view_cache) reuses a view while the task's row is unchanged, and the
+        view lists the task's outputs."""
         with self.db.write() as conn:
             row = conn.execute(
-                select(assets).where(assets.c.user_id == user_id, assets.c.uuid == uuid)
+                select(assets).where(
+                    assets.c.user_id == user_id, assets.c.uuid == uuid, assets.c.task_uuid.is_(None)
+                )
             ).one_or_none()
             if row is None:
                 return None
             conn.execute(delete(assets).where(assets.c.uuid == uuid))
-            if row.task_uuid is not None:
-                conn.execute(
-                    update(tasks).where(tasks.c.uuid == row.task_uuid).values(updated_at=utcnow())
-                )
         return to_asset(row)

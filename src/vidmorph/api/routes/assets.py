@@ -80,7 +80,7 @@ def get_asset(asset_id: str, ctx: CtxDep, user: UserDep) -> Any:
     return JSONResponse(asset_view(ctx, asset_service.get(ctx, user, asset_id)))
 
 
-@router.delete("/assets/{asset_id}", status_code=204, **doc(404))
+@router.delete("/assets/{asset_id}", status_code=204, **doc(404, 409))
 def delete_asset(asset_id: str, ctx: CtxDep, user: UserDep) -> Response:
     asset_service.delete(ctx, user, asset_id)
     return Response(status_code=204)
