@@ -362,3 +362,17 @@ def test_the_key_works_on_its_default_account_when_the_user_has_several(
         zed = live.client.get(f"{live.api}/tasks/", params={"email": "zed@example.com"}).json()
         assert [t["taskId"].rsplit(":", 1)[1] for t in zed] == [again.id]
         assert wait(client, again.id, {"SUCCEEDED"}).status == "SUCCEEDED"
+
+
+def test_runway_takes_any_32_bit_seed_and_keeps_it(live: LiveServer, tmp_path: Path) -> None:
+    client = sdk(live)
+    uri = client.uploads.create_ephemeral(file=make_video(tmp_path / "in.mp4", seconds=0.5)).uri
+    for seed in (0, 2**32 - 1):
+        made = client.video_to_video.create(
+            model="aleph2", prompt_text="snow", video_uri=uri, seed=seed
+        )
+        seen = live.client.get(f"{live.api}/tasks/").json()
+        assert next(t for t in seen if t["id"] == made.id)["options"]["seed"] == seed
+    for seed in (-1, 2**32):
+        with pytest.raises(runwayml.BadRequestError):
+            client.video_to_video.create(model="aleph2", prompt_text="x", video_uri=uri, seed=seed)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vidmorph.api.schemas import has_text, not_bool
-from vidmorph.service.generate import MAX_SEED
+from vidmorph.service.generate import RUNWAY_SEEDS
 
 #: Runway's API version its SDKs send in X-Runway-Version; the only one this server speaks
 RUNWAY_VERSION = "2024-11-06"
@@ -64,7 +64,7 @@ class _VideoToVideo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     videoUri: str = Field(min_length=1, max_length=24 * 2**20)
-    seed: int | None = Field(None, ge=1, le=MAX_SEED)
+    seed: int | None = Field(None, ge=RUNWAY_SEEDS[0], le=RUNWAY_SEEDS[1])
     contentModeration: ContentModeration | None = None
     #: accepted and ignored, as Runway does
     ratio: str | None = Field(None, max_length=20)

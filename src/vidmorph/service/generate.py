@@ -54,6 +54,8 @@ FRAME_SIZES = {
     "21:9": (1344, 576),
 }
 MAX_SEED = 4294967294
+#: Runway's own API takes any 32-bit unsigned seed
+RUNWAY_SEEDS = (0, 2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ def _new_task(
         text_prompt=req.text_prompt,
         structure_transformation=req.structure_transformation,
         seconds=seconds,
-        seed=req.seed or 1 + secrets.randbelow(MAX_SEED),
+        seed=req.seed if req.seed is not None else 1 + secrets.randbelow(MAX_SEED),
         explore_mode=req.explore_mode,
         width=width,
         height=height,
