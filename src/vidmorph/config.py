@@ -117,6 +117,9 @@ class Settings(BaseSettings):
         "server for one trusted team); otherwise only `vidmorph account set` changes them.",
     )
     max_accounts: int = Field(20, ge=1, description="Accounts one user may have.")
+    metrics_token: str = Field(
+        "", description="When set, /metrics answers only `Authorization: Bearer <it>`."
+    )
 
     callback_allow_private: bool = Field(False, description="Allow loopback/private replyUrl.")
     callback_timeout_s: float = Field(10.0, gt=0, description="Each phase of a callback POST.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
@@ -205,3 +206,19 @@ def test_rabbitmq_works_as_the_broker(
         asset = live.upload_video(tmp_path, seconds=1)
         task = live.create({"assetId": asset["assetId"], "text_prompt": "sunset"}).json()
         assert live.wait_task(task["taskId"], {"SUCCEEDED"}, timeout_s=90)["status"] == "SUCCEEDED"
+
+
+def test_a_metrics_token_guards_metrics_but_not_readiness(
+    make_settings: Callable[..., Settings],
+) -> None:
+    secret = "m" * 32
+    with start_server(make_settings(workers=0, metrics_token=secret)) as live:
+        base = live.base_url
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        wrong = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.json()["code"] == 401
+        api_token = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {live.token}"})
+        assert api_token.status_code == 401  # an API token is not the metrics token
+        right = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {secret}"})
+        assert right.status_code == 200 and "vidmorph_" in right.text
+        assert httpx.get(f"{base}/readyz").status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from vidmorph import errors
 from vidmorph.api.deps import CtxDep
 from vidmorph.service import telemetry
 
@@ -31,6 +33,13 @@ async def readyz(ctx: CtxDep) -> Any:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
+    """Prometheus's figures; with VIDMORPH_METRICS_TOKEN, only for `Bearer <that token>`
+    (they count every tenant's work, and each scrape runs grouped counts over the tasks)."""
+    wanted = request.app.state.ctx.settings.metrics_token
+    if wanted:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), wanted):
+            raise errors.Unauthorized()
     registry = request.app.state.metrics
     body = await run_in_threadpool(generate_latest, registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
