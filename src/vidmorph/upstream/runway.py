@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from vidmorph import errors
+from vidmorph.callbacks.deadline import Deadline
 from vidmorph.config import Settings
 from vidmorph.engines.base import RunHooks
 from vidmorph.upstream.base import UpstreamJob
@@ -26,6 +27,9 @@ from vidmorph.upstream.base import UpstreamJob
 log = logging.getLogger(__name__)
 
 _WAITING = ("PENDING", "THROTTLED", "RUNNING")
+#: an upstream output past this size is refused (a minute of 1080p H.264 is ~100 MB)
+MAX_OUTPUT_BYTES = 2 << 30
+DOWNLOAD_TOTAL_S = 600.0
 
 
 class RunwayUpstream:
@@ -103,15 +107,32 @@ def _cancel(client: Any, upstream_id: str) -> None:
 
 
 def _download(url: str, out: Path) -> None:
-    with httpx.stream("GET", url, timeout=httpx.Timeout(60), follow_redirects=True) as resp:
-        if resp.status_code != 200:
-            raise errors.TaskFailed(
-                f"The upstream output could not be downloaded (HTTP {resp.status_code}).",
-                reason="INTERNAL.UPSTREAM",
-            )
-        with out.open("wb") as sink:
-            for chunk in resp.iter_bytes():
-                sink.write(chunk)
+    """The upstream's output into `out`: at most MAX_OUTPUT_BYTES within DOWNLOAD_TOTAL_S
+    (the operator chose the upstream, not where its output links point)."""
+
+    def failed(why: str) -> errors.TaskFailed:
+        out.unlink(missing_ok=True)
+        return errors.TaskFailed(
+            f"The upstream output could not be downloaded ({why}).", reason="INTERNAL.UPSTREAM"
+        )
+
+    seen = 0
+    try:
+        with (
+            Deadline(DOWNLOAD_TOTAL_S) as deadline,
+            httpx.Client(timeout=httpx.Timeout(60), follow_redirects=True) as client,
+            client.stream("GET", url, extensions={"trace": deadline.trace}) as resp,
+        ):
+            if resp.status_code != 200:
+                raise failed(f"HTTP {resp.status_code}")
+            with out.open("wb") as sink:
+                for chunk in resp.iter_bytes():
+                    seen += len(chunk)
+                    if seen > MAX_OUTPUT_BYTES:
+                        raise failed(f"larger than {MAX_OUTPUT_BYTES} bytes")
+                    sink.write(chunk)
+    except httpx.HTTPError as exc:
+        raise failed(type(exc).__name__) from None
 
 
 def _message(body: object) -> str | None:
