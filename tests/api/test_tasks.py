@@ -10,6 +10,7 @@ from urllib.parse import quote
 import httpx
 
 from tests.harness import LiveServer, start_server
+from tests.videos import make_video
 from vidmorph.config import Settings
 from vidmorph.domain import ids
 
@@ -153,3 +154,23 @@ def test_a_wrong_method_is_a_405_in_the_envelope_with_its_allow_header(server: L
     assert resp.status_code == 405
     assert resp.json() == {"error": "Method not allowed.", "code": 405}
     assert resp.headers["allow"] == "GET, HEAD"
+
+
+def test_a_waiting_task_whose_input_is_deleted_fails_with_runways_asset_code(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with start_server(make_settings(engine=SLOW)) as live:
+        first = live.upload_video(tmp_path, seconds=2)
+        running = live.create({"assetId": first["assetId"], "text_prompt": "dusk"}).json()
+        second = live.upload(make_video(tmp_path / "second.mp4", seconds=1))
+        waiting = live.create({"assetId": second["assetId"], "text_prompt": "snow"}).json()
+        assert waiting["status"] == "PENDING"  # one worker, busy with the first
+        assert live.client.delete(f"{live.api}/assets/{second['assetId']}").status_code == 204
+        failed = live.wait_task(waiting["taskId"], {"FAILED"}, timeout_s=60)
+        assert failed["error"]["errorMessage"] == "The input asset was deleted."
+        runway = httpx.get(
+            f"{live.base_url}/v1/tasks/{waiting['id']}",
+            headers={"Authorization": f"Bearer {live.token}", "X-Runway-Version": "2024-11-06"},
+        ).json()
+        assert runway["status"] == "FAILED" and runway["failureCode"] == "ASSET.INVALID"
+        live.wait_task(running["taskId"], {"SUCCEEDED"}, timeout_s=60)

@@ -96,7 +96,7 @@ def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine | Upstr
     p = task.params
     source = ctx.assets.get(task.user_id, p.asset_uuid)
     if source is None:
-        raise errors.TaskFailed("The input asset was deleted.", reason="INPUT_PREPROCESSING.ASSET")
+        raise errors.TaskFailed("The input asset was deleted.", reason="ASSET.INVALID")
     with (
         tempfile.TemporaryDirectory(dir=ctx.tmp_dir, prefix="task-") as work,
         contextlib.ExitStack() as stack,
@@ -110,7 +110,7 @@ def render(ctx: AppContext, task: Task, hooks: TaskHooks, engine: Engine | Upstr
             )
         except FileNotFoundError:
             raise errors.TaskFailed(
-                "The input asset's file is missing.", reason="INPUT_PREPROCESSING.ASSET"
+                "The input asset's file is missing.", reason="ASSET.INVALID"
             ) from None
         hooks.check_cancelled()
         job = GenerationInput(
