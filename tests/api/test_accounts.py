@@ -31,6 +31,14 @@ def test_create_update_read_and_delete_an_account(server: LiveServer) -> None:
         "default@vidmorph.local",
         "me@x.com",
     }
+    hook = "http://127.0.0.1:9/cb"
+    for clear in (None, ""):
+        on = server.client.post(f"{api}/accounts/me@x.com", json={"replyUrl": hook}).json()
+        assert on["replyUrl"] == hook
+        kept = server.client.post(f"{api}/accounts/me@x.com", json={"maxJobs": 3}).json()
+        assert kept["replyUrl"] == hook  # a field left out is left as it is
+        off = server.client.post(f"{api}/accounts/me@x.com", json={"replyUrl": clear}).json()
+        assert off["replyUrl"] is None, clear
     assert server.client.delete(f"{api}/accounts/me@x.com").status_code == 204
     gone = server.client.get(f"{api}/accounts/me@x.com")
     assert gone.status_code == 404 and "Configuration not found" in gone.json()["error"]

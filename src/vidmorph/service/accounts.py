@@ -192,6 +192,8 @@ def save_account(ctx: AppContext, user: User, email: str, body: dict[str, Any]) 
     ):
         if body.get(wire) is not None:
             values[column] = body[wire]
+    if "replyUrl" in body and not body["replyUrl"]:
+        values["reply_url"] = None  # null or "": no default callback any more
     if body.get("password"):
         values["password_hash"] = hash_password(body["password"])
     defaults = {

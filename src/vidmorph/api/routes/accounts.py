@@ -25,7 +25,9 @@ async def save_account(email: EmailPath, request: Request, ctx: CtxDep, user: Us
     body = parse(AccountIn, await read_body(request))
     if body.email is not None and body.email != email:
         raise errors.BadRequest("email in the body must match the email in the path.")
-    account = await run_in_threadpool(accounts.save_account, ctx, user, email, body.model_dump())
+    # what the body gave, null included (a null replyUrl clears it), not the defaults
+    given = body.model_dump(exclude_unset=True)
+    account = await run_in_threadpool(accounts.save_account, ctx, user, email, given)
     return JSONResponse(account_view(account))
 
 
