@@ -46,7 +46,8 @@ def test_gen4_refuses_what_it_cannot_use(server: LiveServer, tmp_path: Path) -> 
         "code": 400,
     }
     swapped = server.create({**body, "video_assetId": image["assetId"]}, route="gen4/video")
-    assert swapped.status_code == 400 and "is not a video" in swapped.json()["error"]
+    assert swapped.status_code == 400 and swapped.json()["error"].startswith("video_assetId ")
+    assert "is not a video" in swapped.json()["error"]
     long = server.create({**body, "text_prompt": "x" * 1001}, route="gen4/video")
     assert long.status_code == 400 and long.json()["error"].startswith("text_prompt")
     _, other = create_token(server.ctx)

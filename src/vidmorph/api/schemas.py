@@ -140,6 +140,7 @@ class Gen4VideoIn(BaseModel):
     def to_request(self) -> CreateRequest:
         return CreateRequest(
             asset_id=self.video_assetId,
+            asset_field="video_assetId",
             text_prompt=self.text_prompt,
             seed=self.seed,
             explore_mode=self.exploreMode,

@@ -76,6 +76,8 @@ class CreateRequest:
     #: gen4's optional reference image (an image asset of the user's); checked, then kept in
     #: the task's options (no engine conditions on it yet: README, "Gen-4")
     reference_asset_id: str | None = None
+    #: the body's name for `asset_id`, for messages (gen4 calls it video_assetId)
+    asset_field: str = "assetId"
 
 
 def create(
@@ -169,7 +171,7 @@ def _check(
     admit with its prompt's verdict, or the answer to an Idempotency-Key repeat."""
     asset, account = asset_service.get_with_account(ctx, user, req.asset_id)
     if asset.media_type != "video" or asset.meta is None:
-        raise errors.BadRequest(f"assetId {req.asset_id} is not a video.")
+        raise errors.BadRequest(f"{req.asset_field} {req.asset_id} is not a video.")
     if account is None:
         raise errors.NotFound(f"Account {asset.email} not found.")
     if account.suspended:
