@@ -232,3 +232,19 @@ def test_one_pixel_wide_media_is_accepted_with_a_preview(
     image = server.upload(make_image(tmp_path / "dot.png", (1, 1), "PNG"), "image/png")
     assert image["metadata"]["dimensions"] == [1, 1]
     assert httpx.get(image["previewUrls"][0]).content[:2] == b"\xff\xd8"
+
+
+def test_signed_links_serve_ranges_and_ignore_malformed_ones(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    asset = server.upload_video(tmp_path, seconds=1)
+    url, whole = asset["url"], httpx.get(asset["url"]).content
+    part = httpx.get(url, headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206 and part.content == whole[:10]
+    tail = httpx.get(url, headers={"Range": "bytes=-5"})
+    assert tail.status_code == 206 and tail.content == whole[-5:]
+    for bad in ("bytes=abc", "bytes=9-2", "items=0-1", "bytes=", "bytes=1-2-3"):
+        got = httpx.get(url, headers={"Range": bad})
+        assert (got.status_code, got.content) == (200, whole), bad
+    beyond = httpx.get(url, headers={"Range": f"bytes={len(whole) + 10}-"})
+    assert beyond.status_code == 416

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -86,9 +88,32 @@ def delete_asset(asset_id: str, ctx: CtxDep, user: UserDep) -> Response:
     return Response(status_code=204)
 
 
+#: a Range header RFC 9110 defines; any other is ignored (the whole file), not a 400
+_RANGES = re.compile(r"bytes=\s*(\d+-\d*|-\d+)(\s*,\s*(\d+-\d*|-\d+))*\s*", re.ASCII)
+
+
+def _ignore_bad_range(scope: MutableMapping[str, Any]) -> None:
+    headers = scope["headers"]
+    for name, value in headers:
+        if name == b"range" and not _well_formed(value.decode("latin-1")):
+            scope["headers"] = [(n, v) for n, v in headers if n != b"range"]
+            return
+
+
+def _well_formed(value: str) -> bool:
+    if not _RANGES.fullmatch(value):
+        return False
+    for part in value.removeprefix("bytes=").split(","):
+        first, _, last = part.strip().partition("-")
+        if first and last and int(first) > int(last):
+            return False
+    return True
+
+
 @router.get("/files/{key:path}", **doc(404, ok=FILE_CONTENT, public=True))
-def download(key: str, ctx: CtxDep, expires: int = 0, sig: str = "") -> Any:
+def download(key: str, ctx: CtxDep, request: Request, expires: int = 0, sig: str = "") -> Any:
     """A signed, expiring link to an asset's bytes; no token needed, like a presigned URL."""
+    _ignore_bad_range(request.scope)
     storage = ctx.storage
     # With object storage, links are the store's own presigned URLs; none end here.
     if not isinstance(storage, LocalStorage) or not storage.verify(key, expires, sig):
@@ -109,6 +134,7 @@ async def download_head(request: Request) -> Response:
         download,
         request.path_params["key"],
         request.app.state.ctx,
+        request,
         int(expires) if expires.isascii() and expires.isdigit() else 0,
         query.get("sig", ""),
     )
