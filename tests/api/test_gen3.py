@@ -104,6 +104,25 @@ def test_multipart_form_values_are_coerced(server: LiveServer, tmp_path: Path) -
     assert opts["structure_transformation"] == 0.25 and opts["seed"] == 77 and opts["seconds"] == 1
 
 
+def test_options_sent_as_null_take_their_defaults(server: LiveServer, tmp_path: Path) -> None:
+    asset = server.upload_video(tmp_path, seconds=1)["assetId"]
+    nulls = dict.fromkeys(["exploreMode", "seed", "seconds", "replyUrl", "resolution"])
+    plain = server.client.post(
+        f"{server.api}/gen3/video", json={"assetId": asset, "text_prompt": "x", **nulls}
+    )
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["options"]["exploreMode"] is False
+    turbo = server.client.post(
+        f"{server.api}/gen3turbo/video",
+        json={"assetId": asset, "text_prompt": "x", "aspect_ratio": None, **nulls},
+    )
+    assert turbo.status_code == 200 and turbo.json()["options"]["width"] == 1280
+    missing = server.client.post(
+        f"{server.api}/gen3/video", json={"assetId": asset, "text_prompt": None}
+    )
+    assert missing.status_code == 400 and "text_prompt" in missing.json()["error"]
+
+
 def test_invalid_bodies_are_400_with_a_message(server: LiveServer, tmp_path: Path) -> None:
     asset = server.upload_video(tmp_path, seconds=1)["assetId"]
     cases = [

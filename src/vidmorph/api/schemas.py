@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vidmorph.config import MAX_SECONDS_CEILING
 from vidmorph.service.generate import MAX_SEED, CreateRequest
@@ -20,6 +20,14 @@ def not_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("Input should be a number, not true or false")
     return value
+
+
+def null_is_absent(data: Any) -> Any:
+    """A model before-validator: a field sent as null is a field left out (its default, or
+    "Field required"), as clients that serialise unset options as null mean it."""
+    if isinstance(data, dict):
+        return {key: value for key, value in data.items() if value is not None}
+    return data
 
 
 def has_text(value: Any) -> Any:
@@ -91,6 +99,7 @@ class Gen3VideoIn(BaseModel):
         "structure_transformation", "seconds", "seed", "maxJobs", mode="before"
     )(not_bool)
     _prompt = field_validator("text_prompt")(has_text)
+    _nulls = model_validator(mode="before")(null_is_absent)
 
     def to_request(self, aspect_ratio: str = "landscape") -> CreateRequest:
         return CreateRequest(
@@ -136,6 +145,7 @@ class Gen4VideoIn(BaseModel):
 
     _numbers = field_validator("seed", "maxJobs", mode="before")(not_bool)
     _prompt = field_validator("text_prompt")(has_text)
+    _nulls = model_validator(mode="before")(null_is_absent)
 
     def to_request(self) -> CreateRequest:
         return CreateRequest(
