@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from tests.harness import fresh_postgres_url
 from vidmorph.store.db import Database
 from vidmorph.store.deliveries import DeliveryStore
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeliveryStore]:
-    def run(url: str) -> Iterator[DeliveryStore]:
-        db = Database(url)
-        db.migrate()
-        try:
-            yield DeliveryStore(db)
-        finally:
-            db.close()
-
-    if request.param == "sqlite":
-        yield from run(f"sqlite:///{tmp_path / 'd.db'}")
-    else:
-        with fresh_postgres_url() as url:
-            yield from run(url)
+@pytest.fixture
+def store(migrated: Database) -> DeliveryStore:
+    return DeliveryStore(migrated)
 
 
 def rows(store: DeliveryStore, task: str) -> list[bool]:

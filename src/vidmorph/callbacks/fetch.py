@@ -85,17 +85,28 @@ def _get(
         announced = response.headers.get("content-length", "")
         if announced.isdigit() and int(announced) > max_bytes:
             raise PayloadTooLarge(f"videoUri is larger than {max_bytes} bytes.")
-        seen = 0
-        try:
-            with dest.open("wb") as out:
-                for chunk in response.iter_bytes():
-                    seen += len(chunk)
-                    if seen > max_bytes:
-                        raise PayloadTooLarge(f"videoUri is larger than {max_bytes} bytes.")
-                    out.write(chunk)
-        except BaseException:
-            dest.unlink(missing_ok=True)
-            raise
+        if not write_capped(response, dest, max_bytes):
+            raise PayloadTooLarge(f"videoUri is larger than {max_bytes} bytes.")
         return str(response.headers.get("content-type", ""))
     finally:
         response.close()
+
+
+def write_capped(response: httpx.Response, dest: Path, max_bytes: int) -> bool:
+    """Stream `response`'s body into `dest`; False once it passes `max_bytes`. `dest` is
+    removed then, and on any error while reading or writing."""
+    seen = 0
+    try:
+        with dest.open("wb") as out:
+            for chunk in response.iter_bytes():
+                seen += len(chunk)
+                if seen > max_bytes:
+                    break
+                out.write(chunk)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    if seen > max_bytes:
+        dest.unlink(missing_ok=True)
+        return False
+    return True

@@ -20,6 +20,7 @@ import httpx
 
 from vidmorph import errors
 from vidmorph.callbacks.deadline import Deadline
+from vidmorph.callbacks.fetch import write_capped
 from vidmorph.config import Settings
 from vidmorph.engines.base import RunHooks
 from vidmorph.upstream.base import UpstreamJob
@@ -116,7 +117,6 @@ def _download(url: str, out: Path) -> None:
             f"The upstream output could not be downloaded ({why}).", reason="INTERNAL.UPSTREAM"
         )
 
-    seen = 0
     try:
         with (
             Deadline(DOWNLOAD_TOTAL_S) as deadline,
@@ -125,12 +125,8 @@ def _download(url: str, out: Path) -> None:
         ):
             if resp.status_code != 200:
                 raise failed(f"HTTP {resp.status_code}")
-            with out.open("wb") as sink:
-                for chunk in resp.iter_bytes():
-                    seen += len(chunk)
-                    if seen > MAX_OUTPUT_BYTES:
-                        raise failed(f"larger than {MAX_OUTPUT_BYTES} bytes")
-                    sink.write(chunk)
+            if not write_capped(resp, out, MAX_OUTPUT_BYTES):
+                raise failed(f"larger than {MAX_OUTPUT_BYTES} bytes")
     except httpx.HTTPError as exc:
         raise failed(type(exc).__name__) from None
 
