@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         30.0, gt=0, description="Longest pause inside a request body; a stalled one gets 408."
     )
+    min_upload_rate_bytes_s: float = Field(
+        4096,
+        ge=0,
+        description="Slowest average an upload may arrive at once BODY_TIMEOUT_S have passed "
+        "(408 below); 0: no floor.",
+    )
     keep_alive_s: float = Field(
         65.0, gt=0, description="Idle keep-alive connections close after this (above 60 s LBs)."
     )

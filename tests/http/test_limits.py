@@ -124,6 +124,41 @@ def test_a_stalled_upload_gets_408_and_leaves_no_temp_file(live: LiveServer) -> 
     sock.close()
 
 
+def test_an_upload_that_trickles_gets_408_and_leaves_no_temp_file(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # a byte every 0.2 s never stalls (1 s) but is far under 1000 bytes/s on average
+    settings = make_settings(workers=0, body_timeout_s=1.0, min_upload_rate_bytes_s=1000)
+    with start_server(settings) as live:
+        sock = connect(live)
+        sock.sendall(
+            b"POST /v1/runwayml/assets/?name=n HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {live.token}\r\nContent-Type: video/mp4\r\n".encode()
+            + b"Content-Length: 100000\r\n\r\n"
+        )
+        started_s = time.monotonic()
+        sock.settimeout(0.2)
+        answer = b""
+        while time.monotonic() - started_s < 10 and b"\r\n\r\n" not in answer:
+            try:
+                sock.sendall(b"\0")
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        sock.settimeout(5)
+        status_line = answer.split(b"\r\n", 1)[0]
+        assert b" 408 " in status_line, answer[:200]
+        assert b"bytes/s" in answer or b"bytes/s" in sock.recv(65536)
+        assert time.monotonic() - started_s < 4
+        sock.close()
+        deadline = time.monotonic() + 5
+        while list(live.ctx.tmp_dir.glob("upload-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not list(live.ctx.tmp_dir.glob("upload-*"))
+
+
 def _create_head(live: LiveServer, length: int) -> bytes:
     return (
         b"POST /v1/runwayml/gen3/video HTTP/1.1\r\nHost: x\r\n"

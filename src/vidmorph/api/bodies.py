@@ -19,12 +19,19 @@ from vidmorph import errors
 _SLACK_S = 0.05
 
 
-async def chunks(request: Request, idle_timeout_s: float, max_bytes: int) -> AsyncIterator[bytes]:
+async def chunks(
+    request: Request, idle_timeout_s: float, max_bytes: int, min_rate: float = 0
+) -> AsyncIterator[bytes]:
     """The body's chunks as they arrive; RequestTimeout after `idle_timeout_s` without one,
-    PayloadTooLarge (413) once more than `max_bytes` came or were announced."""
+    or once the body has come slower than `min_rate` bytes a second on average past its
+    first `idle_timeout_s` (a slow start is fine; a trickle of a byte every few seconds never
+    stalls, but would hold the connection and the upload's file for days); PayloadTooLarge
+    (413) once more than `max_bytes` came or were announced."""
     _refuse_declared(request, max_bytes)
     stream = request.stream().__aiter__()
     size = 0
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     while True:
         try:
             # asyncio.timeout, not wait_for: no Task made for every chunk
@@ -36,6 +43,12 @@ async def chunks(request: Request, idle_timeout_s: float, max_bytes: int) -> Asy
             raise _stalled(idle_timeout_s) from None
         size += len(chunk)
         _refuse_size(size, max_bytes)
+        elapsed_s = loop.time() - started
+        if min_rate and elapsed_s > idle_timeout_s and size < min_rate * elapsed_s:
+            raise errors.RequestTimeout(
+                f"The request body is arriving at {size / elapsed_s:.0f} bytes/s; this server "
+                f"needs at least {min_rate:g}."
+            )
         if chunk:
             yield chunk
 

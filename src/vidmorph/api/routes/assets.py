@@ -16,6 +16,7 @@ from vidmorph import errors
 from vidmorph.api import bodies
 from vidmorph.api.deps import CtxDep, UserDep
 from vidmorph.api.openapi import FILE_CONTENT, doc
+from vidmorph.config import Settings
 from vidmorph.domain.media_types import served_type
 from vidmorph.service import accounts
 from vidmorph.service import assets as asset_service
@@ -40,20 +41,21 @@ async def upload_asset(
     asset_service.media_type_of(content_type)
     account = await run_in_threadpool(accounts.resolve_account, ctx, user, email)
     s = ctx.settings
-    upload = await _receive(request, ctx.tmp_dir, s.max_upload_bytes, s.body_timeout_s)
+    upload = await _receive(request, ctx.tmp_dir, s)
     asset = await run_in_threadpool(
         asset_service.ingest, ctx, user, account.email, name or upload.stem, content_type, upload
     )
     return JSONResponse(await run_in_threadpool(asset_view, ctx, asset))
 
 
-async def _receive(request: Request, tmp_dir: Path, max_bytes: int, idle_s: float) -> Path:
-    """Stream the raw body to a temp file; 413 past `max_bytes`, 408 when it stalls for
-    `idle_s`, and no file left behind either way."""
+async def _receive(request: Request, tmp_dir: Path, s: Settings) -> Path:
+    """Stream the raw body to a temp file; 413 past the upload limit, 408 when it stalls or
+    trickles (api.bodies), and no file left behind either way."""
     with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", delete=False) as out:
         path = Path(out.name)
         try:
-            async for chunk in bodies.chunks(request, idle_s, max_bytes):
+            limits = (s.body_timeout_s, s.max_upload_bytes, s.min_upload_rate_bytes_s)
+            async for chunk in bodies.chunks(request, *limits):
                 out.write(chunk)
         except BaseException:
             out.close()

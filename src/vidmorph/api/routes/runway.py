@@ -155,7 +155,8 @@ async def upload_form(
     s = ctx.settings
 
     async def stream() -> AsyncGenerator[bytes, None]:
-        async for chunk in bodies.chunks(request, s.body_timeout_s, s.max_upload_bytes):
+        limits = (s.body_timeout_s, s.max_upload_bytes, s.min_upload_rate_bytes_s)
+        async for chunk in bodies.chunks(request, *limits):
             yield chunk
 
     ctype = request.headers.get("content-type", "")
