@@ -57,3 +57,17 @@ def test_gen4_refuses_what_it_cannot_use(server: LiveServer, tmp_path: Path) -> 
         headers={"Authorization": f"Bearer {other}"},
     )
     assert theirs.status_code == 404
+
+
+def test_gen4_keeps_the_inputs_framing_as_runways_aleph_does(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    for size, frame in (((192, 320), (720, 1280)), ((320, 320), (960, 960))):
+        video = server.upload_video(tmp_path, seconds=1, size=size)
+        task = server.create(
+            {"video_assetId": video["assetId"], "text_prompt": "dusk"}, route="gen4/video"
+        ).json()
+        assert (task["options"]["width"], task["options"]["height"]) == frame, size
+        done = server.wait_task(task["taskId"], {"SUCCEEDED"})
+        meta = done["artifacts"][0]["metadata"]
+        assert (meta["width"], meta["height"]) == frame

@@ -24,7 +24,7 @@ from vidmorph.api.runway_schemas import ASPECT_RATIOS
 from vidmorph.config import Settings
 from vidmorph.domain.clock import utcnow
 from vidmorph.service.accounts import create_token
-from vidmorph.service.generate import FRAME_SIZES
+from vidmorph.service.framing import FRAME_SIZES
 from vidmorph.store.tables import assets as assets_table
 from vidmorph.store.tables import uploads as uploads_table
 

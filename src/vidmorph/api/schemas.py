@@ -151,6 +151,7 @@ class Gen4VideoIn(BaseModel):
         return CreateRequest(
             asset_id=self.video_assetId,
             asset_field="video_assetId",
+            aspect_ratio=None,  # Aleph keeps the input's framing, as on Runway's surface
             text_prompt=self.text_prompt,
             seed=self.seed,
             explore_mode=self.exploreMode,

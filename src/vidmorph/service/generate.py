@@ -30,6 +30,7 @@ from vidmorph.moderation.moderator import ModerationFlag
 from vidmorph.service import assets as asset_service
 from vidmorph.service import fleet, notify
 from vidmorph.service.context import AppContext
+from vidmorph.service.framing import FRAME_SIZES, nearest_ratio
 from vidmorph.store.admission import Admitted
 
 log = logging.getLogger(__name__)
@@ -38,21 +39,6 @@ log = logging.getLogger(__name__)
 CREDITS_PER_S = {"gen3a": 10, "gen3a_turbo": 5, "gen4_aleph": 15, "aleph2": 15}
 #: the task types Runway's own API makes (POST /v1/video_to_video's models)
 RUNWAY_MODELS = ("gen4_aleph", "aleph2")
-#: output frames by aspect: useapi's Gen-3 two, then Runway's targetAspectRatio values, each
-#: exactly its ratio at about Runway's 1280x720 (0.77-0.92 megapixels), sides multiples of 16
-#: (the diffusion engines pad to their own multiple and crop back)
-FRAME_SIZES = {
-    "landscape": (1280, 768),
-    "portrait": (768, 1280),
-    "16:9": (1280, 720),
-    "9:16": (720, 1280),
-    "4:3": (1088, 816),
-    "3:4": (816, 1088),
-    "3:2": (1152, 768),
-    "2:3": (768, 1152),
-    "1:1": (960, 960),
-    "21:9": (1344, 576),
-}
 MAX_SEED = 4294967294
 #: Runway's own API takes any 32-bit unsigned seed
 RUNWAY_SEEDS = (0, 2**32 - 1)
@@ -71,7 +57,9 @@ class CreateRequest:
     reply_url: str | None = None
     reply_ref: str | None = None
     max_jobs: int | None = None
-    aspect_ratio: str = "landscape"
+    #: a FRAME_SIZES key; None: the Runway ratio nearest the input's shape (Aleph keeps the
+    #: input's framing)
+    aspect_ratio: str | None = "landscape"
     resolution: str = "720p"
     #: gen4's optional reference image (an image asset of the user's); checked, then kept in
     #: the task's options (no engine conditions on it yet: README, "Gen-4")
@@ -220,7 +208,7 @@ def _new_task(
         raise errors.BadRequest(f"seconds must be between 1 and {max_s}.")
     seconds = req.seconds or max(1, min(max_s, round(duration_s) if duration_s else max_s))
     out_s = min(float(seconds), duration_s) if duration_s else float(seconds)
-    width, height = FRAME_SIZES[req.aspect_ratio]
+    width, height = FRAME_SIZES[req.aspect_ratio or nearest_ratio(asset)]
     reply_url = req.reply_url or account.reply_url
     if reply_url:
         validate_reply_url(reply_url, allow_private=ctx.settings.callback_allow_private)

@@ -10,7 +10,6 @@ refused, and `release_throttled` moves it on when a slot frees.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,6 +21,7 @@ from vidmorph.domain.models import Account, Asset, Task, User
 from vidmorph.domain.states import TaskStatus
 from vidmorph.service import accounts, generate, notify, polls, sources
 from vidmorph.service.context import AppContext
+from vidmorph.service.framing import FRAME_SIZES
 from vidmorph.service.generate import CreateRequest
 from vidmorph.service.views import signed_url
 
@@ -54,15 +54,12 @@ def create(ctx: AppContext, user: User, req: RunwayRequest) -> Task:
     if req.output_format != "mp4":
         raise errors.BadRequest("outputFormat: this server makes mp4 (H.264) only.")
     aspect = req.target_aspect_ratio
-    if aspect is not None and aspect not in generate.FRAME_SIZES:  # the schema admits only
+    if aspect is not None and aspect not in FRAME_SIZES:  # the schema admits only
         raise errors.BadRequest(f"targetAspectRatio {aspect}: not a size this server makes.")
     account = accounts.default_account(ctx, user)
     if account.suspended:  # before any media is fetched for it
         raise errors.AccountSuspended()
     video = sources.asset_for_uri(ctx, user, account.email, req.video_uri, "videoUri")
-    # Aleph edits a video in its own framing: without a targetAspectRatio (gen4_aleph has
-    # none), the one of Runway's ratios nearest the input's.
-    aspect = aspect or nearest_ratio(video)
     # A video this request brought in (not a runway:// upload) is removed again when the
     # request is refused, so a refusal stores nothing.
     made = [] if req.video_uri.startswith("runway://") else [video]
@@ -80,6 +77,8 @@ def create(ctx: AppContext, user: User, req: RunwayRequest) -> Task:
             # aleph2 may run without a prompt: the input restyled by the seed alone
             text_prompt=req.prompt_text or "the same scene",
             seed=req.seed,
+            # Aleph edits a video in its own framing: without a targetAspectRatio (gen4_aleph
+            # has none), the one of Runway's ratios nearest the input's (service.framing)
             aspect_ratio=aspect,
         )
         task, _, _ = generate.create(ctx, user, create_req, req.model, throttle=True)
@@ -148,22 +147,6 @@ def task_view(ctx: AppContext, task: Task) -> dict[str, Any]:
     elif status is TaskStatus.FAILED:
         body["failure"], body["failureCode"] = _failure(task.error)
     return body
-
-
-def nearest_ratio(video: Asset) -> str:
-    """Of Runway's targetAspectRatio values, the nearest to `video`'s shape as displayed
-    (by the log of width over height, so 2:1 and 1:2 are as far from 1:1); 16:9 unknown."""
-    meta = video.meta
-    if meta is None or meta.width <= 0 or meta.height <= 0:
-        return "16:9"
-    shape = math.log(meta.width / meta.height)
-    ratios = [r for r in generate.FRAME_SIZES if ":" in r]
-    return min(ratios, key=lambda r: abs(math.log(_width_over_height(r)) - shape))
-
-
-def _width_over_height(ratio: str) -> float:
-    width, height = generate.FRAME_SIZES[ratio]
-    return width / height
 
 
 def _failure(error: Any) -> tuple[str, str | None]:
