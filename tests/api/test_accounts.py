@@ -151,3 +151,9 @@ def test_plan_and_credits_are_the_operators_and_accounts_are_bounded(
         assert again.status_code == 200
         used = live.client.get(f"{api}/features/?email=b@x.com").json()["used"]["numPlanCredits"]
         assert used == 10  # 1 s of gen3a, spent before the account was deleted
+
+        # what the operator granted outlives the account: made again, it has the grant
+        live.ctx.accounts.upsert(1, "c@x.com", by_tenant=False, plan="standard", num_plan_credits=7)
+        assert live.client.delete(f"{api}/accounts/c@x.com").status_code == 204
+        back = live.client.post(f"{api}/accounts/c@x.com", json={"maxJobs": 1}).json()
+        assert (back["plan"], back["numPlanCredits"]) == ("standard", 7)

@@ -216,14 +216,10 @@ def _keep_operator_fields(
     if not asked:
         return
     current = ctx.accounts.get(user.id, email)
-    have = (
-        defaults
-        if current is None
-        else {
-            "plan": current.plan,
-            "num_plan_credits": current.num_plan_credits,
-        }
-    )
+    if current is None:  # what it would be made with
+        have = {**defaults, **ctx.accounts.granted(user.id, email)}
+    else:
+        have = {"plan": current.plan, "num_plan_credits": current.num_plan_credits}
     changed = [OPERATOR_FIELDS[c] for c, value in asked.items() if have[c] != value]
     if changed:
         raise errors.BadRequest(

@@ -11,7 +11,7 @@ from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Account
 from vidmorph.domain.states import IN_FLIGHT
 from vidmorph.store.db import Database
-from vidmorph.store.tables import accounts, tasks
+from vidmorph.store.tables import account_grants, accounts, tasks
 from vidmorph.store.usage import spent_total
 
 
@@ -54,6 +54,17 @@ def _check_room(conn: Connection, user_id: int, max_accounts: int) -> None:
         )
 
 
+def _granted(conn: Connection, user_id: int, email: str) -> dict[str, Any]:
+    row = conn.execute(
+        select(account_grants.c.plan, account_grants.c.num_plan_credits).where(
+            account_grants.c.user_id == user_id, account_grants.c.email == email
+        )
+    ).first()
+    if row is None:
+        return {}
+    return {k: v for k, v in row._asdict().items() if v is not None}
+
+
 class AccountStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -89,27 +100,54 @@ class AccountStore:
             if found is None and max_accounts is not None:
                 _check_room(conn, user_id, max_accounts)
             if found is None:
-                # Two processes may create the same account at once (the default set-up):
-                # one insert wins, the other becomes an update of the fields it was given.
-                # RETURNING, not rowcount: SQLAlchemy reports no rowcount for an INSERT.
-                inserted = conn.execute(
-                    self.db.insert_ignore(accounts)
-                    .values(
-                        user_id=user_id,
-                        email=email,
-                        credits_used=spent_total(conn, user_id, email),
-                        suspended=False,
-                        created_at=now,
-                        updated_at=now,
-                        **{**(defaults or {}), **values},
-                    )
-                    .returning(accounts.c.email)
-                )
-                created = inserted.first() is not None
+                # what the operator granted this email before (it was deleted since) stands
+                fields = {**(defaults or {}), **_granted(conn, user_id, email), **values}
+                created = self._insert(conn, user_id, email, fields)
             if not created and values:
                 conn.execute(update(accounts).where(key).values(updated_at=now, **values))
+            if not by_tenant:
+                self._grant(conn, user_id, email, values)
             row = conn.execute(select(accounts).where(key)).one()
         return to_account(row)
+
+    def _insert(self, conn: Connection, user_id: int, email: str, fields: dict[str, Any]) -> bool:
+        """Whether this INSERT made the account. Two processes may create the same account at
+        once (the default set-up): one insert wins, the other becomes an update of the fields
+        it was given. RETURNING, not rowcount: SQLAlchemy reports no rowcount for an INSERT."""
+        now = utcnow()
+        inserted = conn.execute(
+            self.db.insert_ignore(accounts)
+            .values(
+                user_id=user_id,
+                email=email,
+                credits_used=spent_total(conn, user_id, email),
+                suspended=False,
+                created_at=now,
+                updated_at=now,
+                **fields,
+            )
+            .returning(accounts.c.email)
+        )
+        return inserted.first() is not None
+
+    def _grant(self, conn: Connection, user_id: int, email: str, values: dict[str, Any]) -> None:
+        """Keep what the operator set of the plan and credits, for the account's lifetime and
+        any later one of the same email."""
+        granted = {k: values[k] for k in ("plan", "num_plan_credits") if k in values}
+        if not granted:
+            return
+        key = {"user_id": user_id, "email": email}
+        conn.execute(self.db.insert_ignore(account_grants).values(**key))
+        conn.execute(
+            update(account_grants)
+            .where(account_grants.c.user_id == user_id, account_grants.c.email == email)
+            .values(**granted)
+        )
+
+    def granted(self, user_id: int, email: str) -> dict[str, Any]:
+        """The plan and credits the operator set for this email, if ever (column names)."""
+        with self.db.read() as conn:
+            return _granted(conn, user_id, email)
 
     def get(self, user_id: int, email: str) -> Account | None:
         with self.db.read() as conn:

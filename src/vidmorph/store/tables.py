@@ -232,3 +232,14 @@ spent_usage = Table(
     Column("credits", BigInteger, nullable=False),
     Column("tasks", BigInteger, nullable=False),
 )
+
+#: the plan and credits the operator set for an account (`vidmorph account set`), kept when
+#: the account is deleted, so one made again under the same email has them, not the defaults
+account_grants = Table(
+    "account_grants",
+    metadata,
+    Column("user_id", Integer, primary_key=True),
+    Column("email", String(320), primary_key=True),
+    Column("plan", String(20), nullable=True),
+    Column("num_plan_credits", Integer, nullable=True),
+)

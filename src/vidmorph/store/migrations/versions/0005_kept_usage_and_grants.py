@@ -1,4 +1,5 @@
-"""spent_usage: what deleted tasks spent, kept for the usage figures"""
+"""spent_usage and account_grants: what deleted tasks spent, and the plans the operator set,
+kept past the rows they came from"""
 
 from __future__ import annotations
 
@@ -22,7 +23,16 @@ def upgrade() -> None:
         sa.Column("tasks", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("user_id", "email", "day", "task_type"),
     )
+    op.create_table(
+        "account_grants",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("plan", sa.String(length=20), nullable=True),
+        sa.Column("num_plan_credits", sa.Integer(), nullable=True),
+        sa.PrimaryKeyConstraint("user_id", "email"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("account_grants")
     op.drop_table("spent_usage")
