@@ -156,7 +156,7 @@ def test_a_wrong_method_is_a_405_in_the_envelope_with_its_allow_header(server: L
     assert resp.headers["allow"] == "GET, HEAD"
 
 
-def test_a_waiting_task_whose_input_is_deleted_fails_with_runways_asset_code(
+def test_a_waiting_tasks_input_cannot_be_deleted_and_a_lost_one_fails_with_asset_invalid(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     with start_server(make_settings(engine=SLOW)) as live:
@@ -165,9 +165,14 @@ def test_a_waiting_task_whose_input_is_deleted_fails_with_runways_asset_code(
         second = live.upload(make_video(tmp_path / "second.mp4", seconds=1))
         waiting = live.create({"assetId": second["assetId"], "text_prompt": "snow"}).json()
         assert waiting["status"] == "PENDING"  # one worker, busy with the first
-        assert live.client.delete(f"{live.api}/assets/{second['assetId']}").status_code == 204
+        refused = live.client.delete(f"{live.api}/assets/{second['assetId']}")
+        assert refused.status_code == 409 and waiting["taskId"] in refused.json()["error"]
+        # its file lost all the same (a storage accident): the task fails, saying so
+        kept = live.ctx.assets.get(1, second["id"])
+        assert kept is not None
+        live.ctx.storage.delete(kept.blob_key)
         failed = live.wait_task(waiting["taskId"], {"FAILED"}, timeout_s=60)
-        assert failed["error"]["errorMessage"] == "The input asset was deleted."
+        assert failed["error"]["errorMessage"] == "The input asset's file is missing."
         runway = httpx.get(
             f"{live.base_url}/v1/tasks/{waiting['id']}",
             headers={"Authorization": f"Bearer {live.token}", "X-Runway-Version": "2024-11-06"},

@@ -6,12 +6,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, delete, insert, select
 
+from vidmorph import errors
+from vidmorph.domain import ids
 from vidmorph.domain.models import Account, Asset, MediaMeta
+from vidmorph.domain.states import IN_FLIGHT
 from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
 from vidmorph.store.joins import prefixed, split
 from vidmorph.store.prepared import Statements, arg
-from vidmorph.store.tables import accounts, assets
+from vidmorph.store.tables import accounts, assets, tasks
 
 
 def to_asset(row: Any) -> Asset:
@@ -121,7 +124,8 @@ class AssetStore:
         """Remove an upload's row and return it, so the caller can delete its blobs. A task's
         output is not removed here (its task's deletion removes it): every process's poll
         cache (service.view_cache) reuses a view while the task's row is unchanged, and the
-        view lists the task's outputs."""
+        view lists the task's outputs. Nor the input of a task still to run (Conflict): it
+        would fail for want of it. The tasks' queue index narrows the read to in-flight ones."""
         with self.db.write() as conn:
             row = conn.execute(
                 select(assets).where(
@@ -130,5 +134,17 @@ class AssetStore:
             ).one_or_none()
             if row is None:
                 return None
+            using = conn.execute(
+                select(tasks.c.uuid)
+                .where(tasks.c.status.in_([s.value for s in IN_FLIGHT]), tasks.c.user_id == user_id)
+                .where(tasks.c.params["asset_uuid"].as_string() == uuid)
+                .limit(1)
+            ).scalar()
+            if using is not None:
+                task_id = ids.format_id(user_id, row.email, "task", using)
+                raise errors.Conflict(
+                    f"Task {task_id} is still to run from this asset; cancel it (or wait for it"
+                    " to finish) to delete it."
+                )
             conn.execute(delete(assets).where(assets.c.uuid == uuid))
         return to_asset(row)
