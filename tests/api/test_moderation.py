@@ -65,6 +65,10 @@ def test_flagged_prompt_fails_at_once_calls_back_and_suspends(
         )
         assert theirs.status_code == 200
         live.ctx.accounts.set_suspended(1, "default@vidmorph.local", False)
+        # lifted, its strikes are forgotten: one more refusal does not suspend it again
+        assert live.create(bad).json()["status"] == "FAILED"
+        calm = live.create({"assetId": asset["assetId"], "text_prompt": "a lake"})
+        assert calm.status_code == 200
         lifted = live.client.post(
             f"{live.api}/accounts/new@x.com", json={"email": "new@x.com", "maxJobs": 1}
         )

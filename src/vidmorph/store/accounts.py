@@ -11,7 +11,7 @@ from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Account
 from vidmorph.domain.states import IN_FLIGHT
 from vidmorph.store.db import Database
-from vidmorph.store.tables import account_grants, accounts, tasks
+from vidmorph.store.tables import account_grants, accounts, moderation_events, tasks
 from vidmorph.store.usage import spent_total
 
 
@@ -188,10 +188,18 @@ class AccountStore:
         return result.rowcount > 0
 
     def set_suspended(self, user_id: int, email: str, suspended: bool) -> bool:
+        """Suspend or lift; lifting also forgets the strikes that led to it, so the account
+        starts again from none instead of one refusal away from the next suspension."""
         with self.db.write() as conn:
             result = conn.execute(
                 update(accounts)
                 .where(accounts.c.user_id == user_id, accounts.c.email == email)
                 .values(suspended=suspended, updated_at=utcnow())
             )
+            if result.rowcount and not suspended:
+                conn.execute(
+                    delete(moderation_events).where(
+                        moderation_events.c.user_id == user_id, moderation_events.c.email == email
+                    )
+                )
         return result.rowcount > 0
