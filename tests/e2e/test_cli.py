@@ -115,6 +115,15 @@ def test_generate_takes_an_account_and_checks_its_output_before_uploading(
     )
     assert missing.returncode == 1
     assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    slash = _run(
+        ["generate", str(source), "-p", "x", "-o", f"{tmp_path / 'nope'}/", *login], tmp_path / "d"
+    )
+    assert slash.returncode == 1 and "does not exist" in slash.stderr
+    under_file = _run(
+        ["generate", str(source), "-p", "x", "-o", f"{source}/x.mp4", *login], tmp_path / "d"
+    )
+    assert under_file.returncode == 1 and "is a file, not a folder" in under_file.stderr
+    assert not (tmp_path / "nope").exists()
     assert server.client.get(f"{server.api}/assets/").json() == []  # nothing was uploaded
 
     made = server.client.post(

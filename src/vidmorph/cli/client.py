@@ -39,9 +39,12 @@ def generate(
         str, typer.Option("--prompt", "-p", metavar="TEXT", help="What the new video shows.")
     ],
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "-o", "--output", metavar="PATH", help="Where to write the MP4 [INPUT-vidmorph.mp4]."
+            "-o",
+            "--output",
+            metavar="PATH",
+            help="Where to write the MP4, or a folder for it [INPUT-vidmorph.mp4].",
         ),
     ] = None,
     seconds: Annotated[
@@ -84,7 +87,7 @@ def generate(
         )
     if portrait and not turbo:
         _fail("--portrait needs --turbo (only gen3turbo/video takes aspect_ratio).")
-    output = _output_path(output, input)
+    target = _output_path(output, input)
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(headers=headers, timeout=httpx.Timeout(120, connect=5)) as client:
         try:
@@ -96,14 +99,14 @@ def generate(
             task = _run(client, base, input, body, {"email": email} if email else {})
             if task["status"] != "SUCCEEDED":
                 _fail(f"task {task['taskId']} {task['status']}: {task.get('error')}")
-            _download(client, task["artifacts"][0]["url"], output)
+            _download(client, task["artifacts"][0]["url"], target)
         except httpx.TransportError as exc:
             _fail(
                 f"cannot reach a Vidmorph server at {server} ({_reason(exc)}). Start one with "
                 "./scripts/serve, or pass --url."
             )
     console.print(
-        f"wrote {output} (seed {task['options']['seed']}, task {task['taskId']})", soft_wrap=True
+        f"wrote {target} (seed {task['options']['seed']}, task {task['taskId']})", soft_wrap=True
     )
 
 
@@ -126,17 +129,21 @@ def _run(
         _fail(f"interrupted; task {task['taskId']} goes on on the server.")
 
 
-def _output_path(output: Path | None, source: Path) -> Path:
+def _output_path(given: str | None, source: Path) -> Path:
     """Where the result goes, checked before anything is uploaded (and paid for): a folder
-    given as `-o` gets the default name inside it; a missing or read-only folder is refused."""
+    given as `-o` (one that exists, or any written with a trailing slash) gets the default
+    name inside it; a missing or read-only folder is refused."""
     name = f"{source.stem}-vidmorph.mp4"
-    if output is None:
+    if given is None:
         output = source.with_name(name)
-    elif output.is_dir():
-        output = output / name
+    elif given.endswith(("/", os.sep)) or Path(given).is_dir():
+        output = Path(given) / name
+    else:
+        output = Path(given)
     folder = output.parent
     if not folder.is_dir():
-        _fail(f"-o {output}: the folder {folder} does not exist.")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        _fail(f"-o {given}: {folder} {what}.")
     if not os.access(folder, os.W_OK):
         _fail(f"-o {output}: the folder {folder} cannot be written to.")
     return output
