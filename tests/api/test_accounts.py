@@ -68,6 +68,9 @@ def test_account_validation_errors_are_400(server: LiveServer) -> None:
         ("jos%C3%A9@x.com", {"maxJobs": 1}),
         ("a@-x.com", {"maxJobs": 1}),
         ("a@" + "d" * 64 + ".com", {"maxJobs": 1}),  # a label is at most 63
+        (".a@x.com", {"maxJobs": 1}),  # dots between atoms only
+        ("a..b@x.com", {"maxJobs": 1}),
+        ("a.@x.com", {"maxJobs": 1}),
     ]
     for email, body in cases:
         resp = server.client.post(f"{api}/accounts/{email}", json=body)

@@ -161,10 +161,10 @@ NO_CONFIGURATION = "Configuration not found. To create configuration use POST /a
 
 #: what an account email may hold: RFC 5321's unquoted ASCII addresses, less the characters
 #: that cannot stand raw in a URL path (`#`, `%`, `/`, `?`), as composite ids do (useapi §1)
-_EMAIL = re.compile(
-    r"[A-Za-z0-9!$&'*+=^_`{|}~.-]{1,64}@"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-)
+_ATOM = r"[A-Za-z0-9!$&'*+=^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: dot-atoms: no dot first, last or twice in a row
+_EMAIL = re.compile(rf"(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+{_LABEL}")
 #: the account fields only the operator sets, unless VIDMORPH_SELF_SERVICE_PLANS
 OPERATOR_FIELDS = {"plan": "plan", "num_plan_credits": "numPlanCredits"}
 
