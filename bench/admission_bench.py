@@ -165,6 +165,7 @@ def serve(work: Path, db_url: str, processes: int = 1) -> Iterator[str]:
         api_token=TOKEN,
         workers="0",
         max_queue_depth="10000000",
+        max_user_tasks="0",  # one user stands for the many a fleet serves
     )
     proc = Proc(["serve", "--processes", str(processes)], _env(env), work / f"serve-{port}.log")
     try:
@@ -301,6 +302,7 @@ def run_db(kind: str, work: Path, rounds: int, seconds: float, conns: int, video
             workers=0,
             api_token=TOKEN,
             max_queue_depth=10**7,
+            max_user_tasks=0,
         )
         counts = count_statements(settings, asset_uuid) if SOURCE is None else {}
         db.engine.dispose()

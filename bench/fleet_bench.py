@@ -62,6 +62,7 @@ def fleet(
             "api_token": TOKEN,
             "port": str(port),
             "worker_heartbeat_s": "0.5",
+            "max_user_tasks": "0",  # one user stands for the many a fleet serves
         }
         if broker:
             redis = stack.enter_context(redis_server(work / f"redis-{port}"))

@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         "server for one trusted team); otherwise only `vidmorph account set` changes them.",
     )
     max_accounts: int = Field(20, ge=1, description="Accounts one user may have.")
+    max_user_tasks: int = Field(
+        50,
+        ge=0,
+        description="Tasks one user may have pending, throttled or running across all its "
+        "accounts (429 past it), so no one user fills MAX_QUEUE_DEPTH; 0: no cap.",
+    )
     metrics_token: str = Field(
         "", description="When set, /metrics answers only `Authorization: Bearer <it>`."
     )

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.harness import start_server
+from tests.videos import make_video
 from vidmorph.config import Settings
+from vidmorph.service.accounts import create_token
 
 
 def test_concurrent_posts_never_exceed_max_jobs(
@@ -93,3 +96,43 @@ def test_explore_mode_is_free_and_waits_behind_others(
         n = live.client.get(f"{live.api}/tasks/{normal.json()['taskId']}").json()
         assert (n["placeInLine"], r["placeInLine"]) == (1, 2)
         assert r["estimatedTimeToStartSeconds"] >= n["estimatedTimeToStartSeconds"] >= 0
+
+
+def test_one_user_holds_at_most_its_share_of_the_queue_across_accounts(
+    make_settings: Callable[..., Settings], either_database: dict[str, Any], tmp_path: Path
+) -> None:
+    settings = make_settings(workers=0, max_user_tasks=4, **either_database)
+    with start_server(settings) as live:
+        assets = {}
+        for email in ("a@x.com", "b@x.com"):
+            made = live.client.post(f"{live.api}/accounts/{email}", json={"maxJobs": 3})
+            assert made.status_code == 200
+            assets[email] = live.upload(
+                make_video(tmp_path / f"{email}.mp4", seconds=1), email=email
+            )
+        codes = [
+            live.create({"assetId": assets[email]["assetId"], "text_prompt": "x"}).status_code
+            for email in ("a@x.com", "b@x.com", "a@x.com", "b@x.com", "a@x.com")
+        ]
+        assert codes == [200, 200, 200, 200, 429]  # 4 in flight across both accounts
+        refused = live.create({"assetId": assets["b@x.com"]["assetId"], "text_prompt": "x"})
+        assert refused.status_code == 429 and "too many tasks" in refused.json()["error"]
+        # another user is not held back
+        _, other = create_token(live.ctx)
+        as_other = {"Authorization": f"Bearer {other}"}
+        video = make_video(tmp_path / "theirs.mp4", seconds=1).read_bytes()
+        uploaded = httpx.post(
+            f"{live.api}/assets/?name=t",
+            content=video,
+            headers={**as_other, "Content-Type": "video/mp4"},
+        ).json()
+        theirs = httpx.post(
+            f"{live.api}/gen3/video",
+            json={"assetId": uploaded["assetId"], "text_prompt": "x"},
+            headers=as_other,
+        )
+        assert theirs.status_code == 200
+        (task, *_) = live.client.get(f"{live.api}/tasks/?email=a@x.com").json()
+        assert live.client.delete(f"{live.api}/tasks/{task['taskId']}").status_code == 204
+        again = live.create({"assetId": assets["b@x.com"]["assetId"], "text_prompt": "x"})
+        assert again.status_code == 200  # a place came free

@@ -149,6 +149,7 @@ class _Checked:
             "max_queue_depth": ctx.settings.max_queue_depth,
             "idempotency": self.idempotency,
             "throttle": throttle,
+            "max_user_tasks": ctx.settings.max_user_tasks,
         }
 
 

@@ -26,7 +26,20 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Executable, Row, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    Integer,
+    Row,
+    String,
+    TextualSelect,
+    column,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DataError, IntegrityError
 
 from vidmorph import errors
@@ -38,7 +51,7 @@ from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
 from vidmorph.store.prepared import Statements, arg
 from vidmorph.store.queue import QueueFigures, take_slot_or_fail_sql, take_slot_sql
-from vidmorph.store.tables import accounts, moderation_events, tasks
+from vidmorph.store.tables import IN_FLIGHT_SQL, accounts, moderation_events, tasks
 from vidmorph.store.task_rows import IN_FLIGHT_VALUES, task_artifacts, task_values, to_task
 
 
@@ -66,10 +79,30 @@ ADMISSION_SQL: dict[str, Callable[[], Executable]] = {
         .where(tasks.c.user_id == arg("p_user"), tasks.c.email == arg("p_email"))
         .where(tasks.c.status.in_(IN_FLIGHT_VALUES))
     ),
+    # with a per-user cap: the account's tasks in flight and the user's across its accounts,
+    # in one read of the partial index ix_tasks_in_flight (at most the cap's entries)
+    "busy_and_user": lambda: _busy_and_user_sql("tasks"),
+    # SQLite's planner, without statistics, would walk the user's whole history in
+    # ix_tasks_owner: named there
+    "busy_and_user_sqlite": lambda: _busy_and_user_sql("tasks INDEXED BY ix_tasks_in_flight"),
     "insert": lambda: insert(tasks).values({c: arg(f"p_{c.name}", c.type) for c in tasks.c}),
     "take_slot": take_slot_sql,
     "take_slot_or_fail": take_slot_or_fail_sql,
 }
+
+
+def _busy_and_user_sql(source: str) -> TextualSelect:
+    # the predicate written out as the partial index has it: a bound IN list would not match
+    return (
+        text(
+            "SELECT count(*) FILTER (WHERE email = :p_email) AS in_account, count(*) AS in_user"
+            f" FROM {source} WHERE user_id = :p_user AND {IN_FLIGHT_SQL}"
+        )
+        .bindparams(arg("p_user", Integer()), arg("p_email", String()))
+        .columns(column("in_account", Integer()), column("in_user", Integer()))
+    )
+
+
 #: the SQLSTATE of take_slot_or_fail's refusal (PostgreSQL's division_by_zero)
 _DIVISION_BY_ZERO = "22012"
 
@@ -87,15 +120,19 @@ class TaskAdmission:
         max_queue_depth: int,
         idempotency: tuple[str, str] | None = None,
         throttle: bool = False,
+        max_user_tasks: int = 0,
     ) -> Admitted:
         """Insert a PENDING task if the account has a free slot; with `throttle` (Runway's
         API), a THROTTLED one when it has none, which `promote_throttled` moves on later.
 
-        `max_jobs` overrides the account's own when given (the request's maxJobs).
+        `max_jobs` overrides the account's own when given (the request's maxJobs);
+        `max_user_tasks` (0: none) bounds the user's tasks in flight across its accounts
+        (QueueFull past it; on PostgreSQL creates racing on different accounts may each pass).
         Raises NotFound, AccountSuspended, AccountBusy (never with `throttle`), QueueFull,
         InsufficientCredits or Conflict (the Idempotency-Key was first used with another body).
         """
-        work = self._work(task, max_jobs, max_queue_depth, idempotency, throttle)
+        limits = (max_jobs, max_queue_depth, max_user_tasks)
+        work = self._work(task, limits, idempotency, throttle)
         try:
             admitted: Admitted = self.db.group.run(work)
         except (IntegrityError, errors.VidmorphError) as error:
@@ -110,10 +147,12 @@ class TaskAdmission:
         max_queue_depth: int,
         idempotency: tuple[str, str] | None = None,
         throttle: bool = False,
+        max_user_tasks: int = 0,
     ) -> Admitted:
         """`admit` for a coroutine on SQLite, which waits for the commit without blocking its
         event loop (its reads after a refusal are local-file reads, as the polls' are)."""
-        work = self._work(task, max_jobs, max_queue_depth, idempotency, throttle)
+        limits = (max_jobs, max_queue_depth, max_user_tasks)
+        work = self._work(task, limits, idempotency, throttle)
         try:
             admitted: Admitted = await self.db.group.run_async(work)
         except (IntegrityError, errors.VidmorphError) as error:
@@ -123,15 +162,12 @@ class TaskAdmission:
     def _work(
         self,
         task: Task,
-        max_jobs: int,
-        max_queue_depth: int,
+        limits: tuple[int, int, int],
         idempotency: tuple[str, str] | None,
         throttle: bool,
     ) -> Callable[[Connection], Admitted]:
         """The admission's write work, for GroupCommit to run in a transaction."""
-        return lambda conn: self._admit_in(
-            conn, task, max_jobs, max_queue_depth, idempotency, throttle
-        )
+        return lambda conn: self._admit_in(conn, task, *limits, idempotency, throttle)
 
     def _admitted(self, admitted: Admitted) -> Admitted:
         if admitted.task.status is TaskStatus.PENDING:
@@ -160,6 +196,7 @@ class TaskAdmission:
         task: Task,
         max_jobs: int,
         max_queue_depth: int,
+        max_user_tasks: int,
         idempotency: tuple[str, str] | None,
         throttle: bool,
     ) -> Admitted:
@@ -173,7 +210,14 @@ class TaskAdmission:
             raise errors.AccountSuspended()
         if row.credits_used > row.num_plan_credits:
             raise errors.InsufficientCredits()
-        if sql["busy"].scalar(conn, **who) >= max_jobs:
+        if max_user_tasks:
+            both = sql["busy_and_user_sqlite" if self.db.is_sqlite else "busy_and_user"]
+            account_busy, user_busy = both.values_or_none(conn, **who) or (0, 0)
+            if user_busy >= max_user_tasks:
+                raise errors.QueueFull()
+        else:
+            account_busy = sql["busy"].scalar(conn, **who)
+        if account_busy >= max_jobs:
             if not throttle:
                 raise errors.AccountBusy(task.email, max_jobs, _running_list(conn, task))
             task = replace(task, status=TaskStatus.THROTTLED)

@@ -1,5 +1,5 @@
 """spent_usage and account_grants: what deleted tasks spent, and the plans the operator set,
-kept past the rows they came from"""
+kept past the rows they came from; ix_tasks_in_flight: the tasks in flight, by user and account"""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ def upgrade() -> None:
         sa.Column("tasks", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("user_id", "email", "day", "task_type"),
     )
+    in_flight = sa.text("status IN ('PENDING', 'RUNNING', 'THROTTLED')")
+    op.create_index(
+        "ix_tasks_in_flight",
+        "tasks",
+        ["user_id", "email"],
+        sqlite_where=in_flight,
+        postgresql_where=in_flight,
+    )
     op.create_table(
         "account_grants",
         sa.Column("user_id", sa.Integer(), nullable=False),
@@ -35,4 +43,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("account_grants")
+    op.drop_index("ix_tasks_in_flight", table_name="tasks")
     op.drop_table("spent_usage")
