@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, func, select, update
 
 from vidmorph.domain.clock import utcnow
 from vidmorph.domain.models import Task
@@ -22,14 +22,21 @@ def spent_credits(task: Task) -> int:
     return 0 if task.status in RELEASES_CREDITS else max(task.credits, 0)
 
 
-def spent_total(conn: Connection, user_id: int, email: str) -> int:
-    """Every credit the account's tasks spent, deleted ones too: what an account made again
-    under the same email starts from (deleting it must not hand its allowance back)."""
-    kept = select(func.coalesce(func.sum(tasks.c.credits), 0)).where(
+def _kept_spending(user_id: int, email: str) -> tuple[ColumnElement[bool], ...]:
+    """The account's kept tasks that hold credits still (FAILED and CANCELLED gave theirs)."""
+    return (
         tasks.c.user_id == user_id,
         tasks.c.email == email,
         tasks.c.status.not_in(sorted(RELEASES_CREDITS)),
         tasks.c.credits > 0,
+    )
+
+
+def spent_total(conn: Connection, user_id: int, email: str) -> int:
+    """Every credit the account's tasks spent, deleted ones too: what an account made again
+    under the same email starts from (deleting it must not hand its allowance back)."""
+    kept = select(func.coalesce(func.sum(tasks.c.credits), 0)).where(
+        *_kept_spending(user_id, email)
     )
     deleted = select(func.coalesce(func.sum(spent_usage.c.credits), 0)).where(
         spent_usage.c.user_id == user_id, spent_usage.c.email == email
@@ -90,9 +97,8 @@ class UsageStore:
         day = func.date(tasks.c.created_at)
         kept = (
             select(day, tasks.c.task_type, func.sum(tasks.c.credits))
-            .where(tasks.c.user_id == user_id, tasks.c.email == email)
+            .where(*_kept_spending(user_id, email))
             .where(tasks.c.created_at >= start, tasks.c.created_at < before)
-            .where(tasks.c.status.not_in(sorted(RELEASES_CREDITS)), tasks.c.credits > 0)
             .group_by(day, tasks.c.task_type)
         )
         deleted = select(spent_usage.c.day, spent_usage.c.task_type, spent_usage.c.credits).where(
