@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from vidmorph.config import Settings
+
+if TYPE_CHECKING:
+    from vidmorph.service.context import AppContext
 
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True, rich_markup_mode=None)
 account_app = typer.Typer(
@@ -17,15 +22,24 @@ account_app = typer.Typer(
 console = Console(highlight=False)
 
 
+@contextmanager
+def _service() -> Iterator[AppContext]:
+    """The service's stores on this machine's settings, closed afterwards."""
+    from vidmorph.container import build_context
+
+    ctx = build_context(Settings())
+    try:
+        yield ctx
+    finally:
+        ctx.db.close()
+
+
 def webhook_secret(
     user: Annotated[int, typer.Option(metavar="N", help="The user number.")] = 1,
 ) -> None:
     """Print a user's webhook signing secret (callbacks carry its Standard Webhooks signature)."""
-    from vidmorph.container import build_context
-
-    ctx = build_context(Settings())
-    found = ctx.users.get(user)
-    ctx.db.close()
+    with _service() as ctx:
+        found = ctx.users.get(user)
     if found is None:
         console.print(f"no user {user}")
         raise typer.Exit(1)
@@ -40,29 +54,23 @@ def token_create(
     ] = None,
 ) -> None:
     """Make an API token (for a new user unless --user is given) and print it once."""
-    from vidmorph.container import build_context
     from vidmorph.service.accounts import create_token
 
-    ctx = build_context(Settings())
-    if user is not None and ctx.users.get(user) is None:
-        ctx.db.close()
-        console.print(f"no user {user} (omit --user to make a new one)")
-        raise typer.Exit(1)
-    made_for, token = create_token(ctx, user)
+    with _service() as ctx:
+        if user is not None and ctx.users.get(user) is None:
+            console.print(f"no user {user} (omit --user to make a new one)")
+            raise typer.Exit(1)
+        made_for, token = create_token(ctx, user)
     console.print(f"user {made_for.id}")
     console.print(f"token: {token}")
     console.print(f"webhook secret: {made_for.webhook_secret}")
-    ctx.db.close()
 
 
 @token_app.command("revoke")
 def token_revoke(token: Annotated[str, typer.Argument(metavar="TOKEN")]) -> None:
     """Stop a token from working (servers that checked it lately trust it for 30 s more)."""
-    from vidmorph.container import build_context
-
-    ctx = build_context(Settings())
-    revoked = ctx.users.revoke_token(token.strip())
-    ctx.db.close()
+    with _service() as ctx:
+        revoked = ctx.users.revoke_token(token.strip())
     if revoked is None:
         console.print("no such token")
         raise typer.Exit(1)
@@ -75,10 +83,9 @@ def account_unsuspend(
     user: Annotated[int, typer.Option(metavar="N", help="The account's user number.")] = 1,
 ) -> None:
     """Lift a moderation suspension."""
-    from vidmorph.container import build_context
-
-    ctx = build_context(Settings())
-    if not ctx.accounts.set_suspended(user, email, False):
+    with _service() as ctx:
+        lifted = ctx.accounts.set_suspended(user, email, False)
+    if not lifted:
         console.print(f"no account {email} for user {user}")
         raise typer.Exit(1)
     console.print(f"{email} is active again")
@@ -101,21 +108,16 @@ def account_set(
 ) -> None:
     """Set an account's plan, credits or maxJobs (tenants may not change plan or credits
     through the API unless VIDMORPH_SELF_SERVICE_PLANS)."""
-    from vidmorph.container import build_context
-
     if plan is not None and plan not in ("standard", "unlimited"):
         console.print("--plan is standard or unlimited")
         raise typer.Exit(2)
     values: dict[str, Any] = {"plan": plan, "num_plan_credits": credits, "max_jobs": max_jobs}
-    ctx = build_context(Settings())
-    try:
+    with _service() as ctx:
         if ctx.accounts.get(user, email) is None:
             console.print(f"no account {email} for user {user}")
             raise typer.Exit(1)
         given = {k: v for k, v in values.items() if v is not None}
         account = ctx.accounts.upsert(user, email, by_tenant=False, **given)
-    finally:
-        ctx.db.close()
     console.print(
         f"{email}: plan {account.plan}, {account.num_plan_credits} credits "
         f"({account.credits_used} used), maxJobs {account.max_jobs}"
