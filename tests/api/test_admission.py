@@ -136,3 +136,29 @@ def test_one_user_holds_at_most_its_share_of_the_queue_across_accounts(
         assert live.client.delete(f"{live.api}/tasks/{task['taskId']}").status_code == 204
         again = live.create({"assetId": assets["b@x.com"]["assetId"], "text_prompt": "x"})
         assert again.status_code == 200  # a place came free
+
+
+def test_concurrent_posts_across_accounts_never_exceed_the_user_cap(
+    make_settings: Callable[..., Settings], either_database: dict[str, Any], tmp_path: Path
+) -> None:
+    # creates racing on different accounts of one user each count the user's tasks in flight:
+    # they must not all see room under the cap
+    settings = make_settings(workers=0, max_user_tasks=3, **either_database)
+    with start_server(settings) as live:
+        emails = [f"r{n}@x.com" for n in range(6)]
+        bodies = []
+        for email in emails:
+            made = live.client.post(f"{live.api}/accounts/{email}", json={"maxJobs": 10})
+            assert made.status_code == 200
+            asset = live.upload(make_video(tmp_path / f"{email}.mp4", seconds=1), email=email)
+            bodies.append({"assetId": asset["assetId"], "text_prompt": "x"})
+
+        def post(n: int) -> httpx.Response:
+            with httpx.Client(headers={"Authorization": f"Bearer {live.token}"}) as c:
+                return c.post(f"{live.api}/gen3/video", json=bodies[n % 6], timeout=30)
+
+        with ThreadPoolExecutor(24) as pool:
+            codes = sorted(r.status_code for r in pool.map(post, range(24)))
+        assert codes.count(200) == 3 and codes.count(429) == 21
+        listed = [live.client.get(f"{live.api}/tasks/?email={e}").json() for e in emails]
+        assert sum(len(tasks) for tasks in listed) == 3

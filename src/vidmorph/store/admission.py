@@ -3,8 +3,10 @@
 One short write transaction of four statements admits a task:
 
 1. `UPDATE accounts ... RETURNING`: reserve the credits and lock the account's row (on SQLite
-   the transaction holds the database write lock from its start);
-2. count the account's tasks in flight, against `maxJobs`;
+   the transaction holds the database write lock from its start; on PostgreSQL with a per-user
+   cap it first takes the user's advisory lock, so one user's creates on different accounts
+   are counted one after the other);
+2. count the account's tasks in flight, against `maxJobs` (and the user's, against the cap);
 3. `INSERT` the task (a repeated Idempotency-Key fails here, on the unique index);
 4. `UPDATE counters ... WHERE value < max`: the service-wide queue depth (store.queue), last,
    so the one row every admission touches is locked only until the commit. On PostgreSQL it
@@ -27,6 +29,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Executable,
     Integer,
@@ -38,6 +41,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.exc import DataError, IntegrityError
@@ -74,6 +78,16 @@ ADMISSION_SQL: dict[str, Callable[[], Executable]] = {
         .values(credits_used=accounts.c.credits_used + arg("p_credits"))
         .returning(*accounts.c)
     ),
+    # PostgreSQL with a per-user cap: the same, once this transaction holds the user's
+    # advisory lock (an InitPlan, so taken before the account's row): creates on different
+    # accounts of one user then count the user's tasks one after the other, each in its own
+    # later statement, which sees what the one before it committed
+    "reserve_as_user": lambda: (
+        update(accounts)
+        .where(_who & _user_lock())
+        .values(credits_used=accounts.c.credits_used + arg("p_credits"))
+        .returning(*accounts.c)
+    ),
     "busy": lambda: (
         select(func.count())
         .where(tasks.c.user_id == arg("p_user"), tasks.c.email == arg("p_email"))
@@ -89,6 +103,16 @@ ADMISSION_SQL: dict[str, Callable[[], Executable]] = {
     "take_slot": take_slot_sql,
     "take_slot_or_fail": take_slot_or_fail_sql,
 }
+
+
+#: the advisory-lock space of per-user admission locks (two-int keys: this, the user)
+USER_LOCK_SPACE = int.from_bytes(b"vmut", "big")
+
+
+def _user_lock() -> ColumnElement[bool]:
+    """True, once this transaction holds the user's admission lock (PostgreSQL)."""
+    taken = select(func.pg_advisory_xact_lock(USER_LOCK_SPACE, arg("p_user", Integer()))).subquery()
+    return select(true()).select_from(taken).scalar_subquery()
 
 
 def _busy_and_user_sql(source: str) -> TextualSelect:
@@ -127,7 +151,7 @@ class TaskAdmission:
 
         `max_jobs` overrides the account's own when given (the request's maxJobs);
         `max_user_tasks` (0: none) bounds the user's tasks in flight across its accounts
-        (QueueFull past it; on PostgreSQL creates racing on different accounts may each pass).
+        (QueueFull past it).
         Raises NotFound, AccountSuspended, AccountBusy (never with `throttle`), QueueFull,
         InsufficientCredits or Conflict (the Idempotency-Key was first used with another body).
         """
@@ -203,7 +227,8 @@ class TaskAdmission:
         """The four statements, in `conn`'s write transaction (on SQLite, shared with other
         admissions: store.group_commit); a refusal raises."""
         sql, who = self.sql, {"p_user": task.user_id, "p_email": task.email}
-        row = sql["reserve"].one_or_none(conn, p_credits=task.credits, **who)
+        reserve = "reserve_as_user" if max_user_tasks and not self.db.is_sqlite else "reserve"
+        row = sql[reserve].one_or_none(conn, p_credits=task.credits, **who)
         if row is None:
             raise errors.NotFound(f"Account {task.email} not found.")
         if row.suspended:
