@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from tests.harness import LiveServer, start_server
 from tests.videos import make_video
@@ -160,3 +164,20 @@ def test_plan_and_credits_are_the_operators_and_accounts_are_bounded(
         assert live.client.delete(f"{api}/accounts/c@x.com").status_code == 204
         back = live.client.post(f"{api}/accounts/c@x.com", json={"maxJobs": 1}).json()
         assert (back["plan"], back["numPlanCredits"]) == ("standard", 7)
+
+
+def test_concurrent_new_accounts_never_exceed_the_cap(
+    make_settings: Callable[..., Settings], either_database: dict[str, Any]
+) -> None:
+    # each create counts the user's accounts: racing ones must not all see room
+    with start_server(make_settings(max_accounts=3, **either_database)) as live:
+
+        def make(n: int) -> httpx.Response:
+            with httpx.Client(headers={"Authorization": f"Bearer {live.token}"}) as c:
+                return c.post(f"{live.api}/accounts/n{n}@x.com", json={"maxJobs": 1}, timeout=30)
+
+        with ThreadPoolExecutor(16) as pool:
+            codes = sorted(r.status_code for r in pool.map(make, range(16)))
+        # the default account is one of the three
+        assert codes.count(200) == 2 and codes.count(400) == 14
+        assert len(live.client.get(f"{live.api}/accounts").json()) == 3

@@ -82,8 +82,9 @@ class AccountStore:
         among them; refused past the user's `max_accounts`), or update the given fields of an
         existing one; `by_tenant`, not while the user has a suspended account (the operator
         may). The existence check is the transaction's own, so an account deleted meanwhile
-        is created, not half-inserted. One made again under an email it had before
-        starts with the credits its tasks spent then."""
+        is created, not half-inserted; creates of new accounts of one user take turns (so
+        racing ones cannot all pass `max_accounts`). One made again under an email it had
+        before starts with the credits its tasks spent then."""
         now = utcnow()
         key = (accounts.c.user_id == user_id) & (accounts.c.email == email)
         with self.db.write() as conn:
@@ -94,6 +95,9 @@ class AccountStore:
             created = False
             if found is None and values.get("max_jobs") is None:
                 raise errors.BadRequest(MAX_JOBS_REQUIRED)
+            if found is None:
+                # the user's accounts counted below: racing creates take turns
+                self.db.lock_user(conn, user_id)
             if by_tenant and found is None and _has_suspended(conn, user_id):
                 # a new email must not shed a suspension only an operator may lift
                 raise errors.AccountSuspended(SUSPENDED_USER)

@@ -52,7 +52,7 @@ from vidmorph.domain.ids import format_id
 from vidmorph.domain.models import Account, Task
 from vidmorph.domain.states import TaskStatus
 from vidmorph.store.accounts import to_account
-from vidmorph.store.db import Database
+from vidmorph.store.db import USER_LOCK_SPACE, Database
 from vidmorph.store.prepared import Statements, arg
 from vidmorph.store.queue import QueueFigures, take_slot_or_fail_sql, take_slot_sql
 from vidmorph.store.tables import IN_FLIGHT_SQL, accounts, moderation_events, tasks
@@ -105,12 +105,8 @@ ADMISSION_SQL: dict[str, Callable[[], Executable]] = {
 }
 
 
-#: the advisory-lock space of per-user admission locks (two-int keys: this, the user)
-USER_LOCK_SPACE = int.from_bytes(b"vmut", "big")
-
-
 def _user_lock() -> ColumnElement[bool]:
-    """True, once this transaction holds the user's admission lock (PostgreSQL)."""
+    """True, once this transaction holds the user's lock (PostgreSQL; Database.lock_user's)."""
     taken = select(func.pg_advisory_xact_lock(USER_LOCK_SPACE, arg("p_user", Integer()))).subquery()
     return select(true()).select_from(taken).scalar_subquery()
 

@@ -29,6 +29,10 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _IDLE_TX_MS = 30_000
 #: the advisory lock that lets one process at a time run the migrations ("vm-migr")
 MIGRATION_LOCK_KEY = int.from_bytes(b"vm-migr\0", "big")
+#: the advisory-lock space of the per-user locks (two-int keys: this, the user's number), which
+#: serialise what counts a user's rows across its accounts (new accounts, admissions under the
+#: per-user cap)
+USER_LOCK_SPACE = int.from_bytes(b"vmut", "big")
 #: connections of a process's async read pool (PostgreSQL), on top of the engine's pool
 ASYNC_READ_POOL = 8
 
@@ -133,6 +137,15 @@ class Database:
         serialised already."""
         if not self.is_sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+    def lock_user(self, conn: Connection, user_id: int) -> None:
+        """Serialise the write transactions that count one user's rows across its accounts
+        until `conn` commits (PostgreSQL; SQLite's writers are serialised already)."""
+        if not self.is_sqlite:
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:space, :user)"),
+                {"space": USER_LOCK_SPACE, "user": user_id},
+            )
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent, and safe when many
