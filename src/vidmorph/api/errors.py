@@ -86,8 +86,10 @@ class MethodTable:
 
     def allowed(self, path: str) -> str:
         found: set[str] = set()
+        # a path is served with or without its trailing slash (api.slashes)
+        forms = {path, path.rstrip("/") or "/", path if path.endswith("/") else path + "/"}
         for regex, methods in self._rows:
-            if regex.match(path):
+            if any(regex.match(form) for form in forms):
                 found |= methods
         if "GET" in found and answers_head(path):  # api.guards routes it as the GET (api.head)
             found.add("HEAD")
