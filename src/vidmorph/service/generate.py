@@ -66,6 +66,9 @@ class CreateRequest:
     reference_asset_id: str | None = None
     #: the body's name for `asset_id`, for messages (gen4 calls it video_assetId)
     asset_field: str = "assetId"
+    #: the account the task runs on; None: the asset's (Runway's surface names its default
+    #: account, whichever of the user's accounts its upload came in on)
+    account_email: str | None = None
 
 
 def create(
@@ -161,8 +164,11 @@ def _check(
     asset, account = asset_service.get_with_account(ctx, user, req.asset_id)
     if asset.media_type != "video" or asset.meta is None:
         raise errors.BadRequest(f"{req.asset_field} {req.asset_id} is not a video.")
+    email = req.account_email or asset.email
+    if email != asset.email:
+        account = ctx.accounts.get(user.id, email)
     if account is None:
-        raise errors.NotFound(f"Account {asset.email} not found.")
+        raise errors.NotFound(f"Account {email} not found.")
     if account.suspended:
         raise errors.AccountSuspended()
     if req.explore_mode and account.plan != "unlimited":

@@ -80,6 +80,7 @@ def create(ctx: AppContext, user: User, req: RunwayRequest) -> Task:
             # Aleph edits a video in its own framing: without a targetAspectRatio (gen4_aleph
             # has none), the one of Runway's ratios nearest the input's (service.framing)
             aspect_ratio=aspect,
+            account_email=account.email,
         )
         task, _, _ = generate.create(ctx, user, create_req, req.model, throttle=True)
     except errors.VidmorphError:

@@ -31,7 +31,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def create(ctx: AppContext, user: User, filename: str) -> dict[str, Any]:
-    """`{runwayUri, uploadUrl, fields}` for a new ephemeral upload of `filename`."""
+    """`{runwayUri, uploadUrl, fields}` for a new ephemeral upload of `filename`; NotFound
+    for a user with no account to keep it in (the link could never be used)."""
+    accounts.default_account(ctx, user)
     uuid = ids.new_uuid()
     safe = _UNSAFE.sub("_", filename)[-100:].lstrip(".") or "upload"
     key = f"uploads/{user.id}/{uuid}/{safe}"
