@@ -57,6 +57,9 @@ API = "/v1/runwayml"
 ACCOUNTS_PER_PHASE = 6000
 #: --src: another checkout's src/ to serve instead (an earlier commit, measured the same way)
 SOURCE: Path | None = None
+#: --max-user-tasks: the per-user cap the servers run with; 0 (off) by default, since the
+#: benchmark's one user stands for the many a fleet serves
+MAX_USER_TASKS = 0
 
 
 def _env(env: dict[str, str]) -> dict[str, str]:
@@ -165,7 +168,7 @@ def serve(work: Path, db_url: str, processes: int = 1) -> Iterator[str]:
         api_token=TOKEN,
         workers="0",
         max_queue_depth="10000000",
-        max_user_tasks="0",  # one user stands for the many a fleet serves
+        max_user_tasks=str(MAX_USER_TASKS),
     )
     proc = Proc(["serve", "--processes", str(processes)], _env(env), work / f"serve-{port}.log")
     try:
@@ -302,7 +305,7 @@ def run_db(kind: str, work: Path, rounds: int, seconds: float, conns: int, video
             workers=0,
             api_token=TOKEN,
             max_queue_depth=10**7,
-            max_user_tasks=0,
+            max_user_tasks=MAX_USER_TASKS,
         )
         counts = count_statements(settings, asset_uuid) if SOURCE is None else {}
         db.engine.dispose()
@@ -406,9 +409,16 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--no-processes", action="store_true", help="skip the 1-vs-2 processes")
     parser.add_argument("--src", type=Path, help="serve this src/ (an earlier checkout) instead")
+    parser.add_argument(
+        "--max-user-tasks",
+        type=int,
+        default=0,
+        help="the per-user cap (0: off); on, one user's creates on PostgreSQL take turns",
+    )
     args = parser.parse_args()
-    global SOURCE
+    global SOURCE, MAX_USER_TASKS
     SOURCE = args.src
+    MAX_USER_TASKS = args.max_user_tasks
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}")
     print(f"wrk -t1 -c{args.connections}, {args.seconds:.0f} s per phase, {args.rounds} rounds")
     with tempfile.TemporaryDirectory() as tmp:
