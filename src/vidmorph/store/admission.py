@@ -72,22 +72,12 @@ _who = (accounts.c.user_id == arg("p_user")) & (accounts.c.email == arg("p_email
 
 #: the admission's statements, prepared once (store.prepared): this is the hottest write path
 ADMISSION_SQL: dict[str, Callable[[], Executable]] = {
-    "reserve": lambda: (
-        update(accounts)
-        .where(_who)
-        .values(credits_used=accounts.c.credits_used + arg("p_credits"))
-        .returning(*accounts.c)
-    ),
+    "reserve": lambda: _reserve_sql(_who),
     # PostgreSQL with a per-user cap: the same, once this transaction holds the user's
     # advisory lock (an InitPlan, so taken before the account's row): creates on different
     # accounts of one user then count the user's tasks one after the other, each in its own
     # later statement, which sees what the one before it committed
-    "reserve_as_user": lambda: (
-        update(accounts)
-        .where(_who & _user_lock())
-        .values(credits_used=accounts.c.credits_used + arg("p_credits"))
-        .returning(*accounts.c)
-    ),
+    "reserve_as_user": lambda: _reserve_sql(_who & _user_lock()),
     "busy": lambda: (
         select(func.count())
         .where(tasks.c.user_id == arg("p_user"), tasks.c.email == arg("p_email"))
@@ -103,6 +93,15 @@ ADMISSION_SQL: dict[str, Callable[[], Executable]] = {
     "take_slot": take_slot_sql,
     "take_slot_or_fail": take_slot_or_fail_sql,
 }
+
+
+def _reserve_sql(where: ColumnElement[bool]) -> Executable:
+    return (
+        update(accounts)
+        .where(where)
+        .values(credits_used=accounts.c.credits_used + arg("p_credits"))
+        .returning(*accounts.c)
+    )
 
 
 def _user_lock() -> ColumnElement[bool]:
