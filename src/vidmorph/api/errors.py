@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, compile_path
 
 from vidmorph import errors
 from vidmorph.api.head import answers_head
+from vidmorph.api.slashes import other_slash_form
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ class MethodTable:
     def allowed(self, path: str) -> str:
         found: set[str] = set()
         # a path is served with or without its trailing slash (api.slashes)
-        forms = {path, path.rstrip("/") or "/", path if path.endswith("/") else path + "/"}
+        other = other_slash_form(path)
+        forms = (path,) if other is None else (path, other)
         for regex, methods in self._rows:
             if any(regex.match(form) for form in forms):
                 found |= methods

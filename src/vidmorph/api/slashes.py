@@ -32,13 +32,19 @@ def answer_either_slash(app: FastAPI) -> None:
     router.default = other_form
 
 
+def other_slash_form(path: str) -> str | None:
+    """`path` with its trailing slash removed, or added; None for the root."""
+    if path in ("", "/"):
+        return None
+    return path.rstrip("/") if path.endswith("/") else path + "/"
+
+
 def _route_of(routes: list[BaseRoute], scope: Scope) -> tuple[BaseRoute, dict[str, Any]] | None:
     """The route that takes `scope`'s path in its other form (the first full match, else the
     first of another method, whose 405 names the methods), with the scope it takes."""
-    path: str = scope["path"]
-    if path in ("", "/"):
+    other_path = other_slash_form(scope["path"])
+    if other_path is None:
         return None
-    other_path = path.rstrip("/") if path.endswith("/") else path + "/"
     other = {**scope, "path": other_path, "raw_path": other_path.encode("latin-1", "replace")}
     partial: tuple[BaseRoute, dict[str, Any]] | None = None
     for route in routes:
