@@ -82,8 +82,12 @@ class AccountBusy(VidmorphError):
 
     def __init__(self, email: str, max_jobs: int, running_tasks: list[dict[str, Any]]) -> None:
         # compat(useapi §8): clients read `runningTasks[email]` to see what holds the slots.
+        # The count is what runs, which a per-call maxJobs below the account's can leave above
+        # the limit asked for; the limit is named when the two differ.
+        running = len(running_tasks)
+        limit = "" if running == max_jobs else f" (maxJobs {max_jobs})"
         super().__init__(
-            f"Account {email} is busy executing {max_jobs} tasks",
+            f"Account {email} is busy executing {running} tasks{limit}",
             runningTasks={email: running_tasks},
         )
 

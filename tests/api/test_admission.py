@@ -41,6 +41,10 @@ def test_concurrent_posts_never_exceed_max_jobs(
         assert {t["taskId"] for t in busy["runningTasks"][email]} == admitted
         per_call = live.create({**body, "maxJobs": 4})
         assert per_call.status_code == 200  # maxJobs in the body overrides the account's cap
+        lower = live.create({**body, "maxJobs": 1})
+        assert lower.status_code == 429  # the message counts what runs, and names the limit
+        assert lower.json()["error"] == f"Account {email} is busy executing 4 tasks (maxJobs 1)"
+        assert len(lower.json()["runningTasks"][email]) == 4
 
 
 def test_global_queue_depth_gives_the_second_429(
