@@ -307,6 +307,12 @@ def test_private_urls_are_refused_unless_allowed_and_versions_are_checked(
             "error": "X-Runway-Version '2023-01-01' is not known here; this server speaks "
             "2024-11-06."
         }
+        long = httpx.get(
+            f"{live.base_url}/v1/organization",
+            headers={"Authorization": f"Bearer {live.token}", "X-Runway-Version": "9" * 5000},
+        )
+        assert long.status_code == 400  # quoted only in part
+        assert long.json()["error"].startswith(f"X-Runway-Version '{'9' * 40}...' is not known")
         assert client.organization.retrieve().credit_balance == 100_000
 
 
@@ -328,11 +334,11 @@ def test_runway_uris_last_24_hours_and_fetched_urls_keep_the_upload_limit(
             client.video_to_video.create(model="gen4_aleph", prompt_text="x", video_uri=uri)
         make_video(tmp_path / "big.mp4", seconds=3, size=(320, 240), pattern="noise")
         assert (tmp_path / "big.mp4").stat().st_size > 20_000
-        with serve_files(tmp_path) as base, pytest.raises(runwayml.APIStatusError) as big:
+        with serve_files(tmp_path) as base, pytest.raises(runwayml.BadRequestError) as big:
             client.video_to_video.create(
                 model="gen4_aleph", prompt_text="x", video_uri=f"{base}/big.mp4"
             )
-        assert big.value.status_code == 413
+        assert big.value.status_code == 400
         assert big.value.body == {"error": "videoUri is larger than 20000 bytes."}
         assert list(live.ctx.tmp_dir.glob("source-*")) == []
 
@@ -386,3 +392,50 @@ def test_runway_takes_any_32_bit_seed_and_keeps_it(live: LiveServer, tmp_path: P
     for seed in (-1, 2**32):
         with pytest.raises(runwayml.BadRequestError):
             client.video_to_video.create(model="aleph2", prompt_text="x", video_uri=uri, seed=seed)
+    with pytest.raises(runwayml.BadRequestError, match="not a string"):  # no "5" taken as 5
+        client.video_to_video.create(
+            model="aleph2", prompt_text="x", video_uri=uri, extra_body={"seed": "5"}
+        )
+
+
+def test_aleph2_prores_options_reach_the_output_format_answer(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    """Every proresProfile the SDK offers is a known field; ProRes itself is refused by name,
+    an unknown profile is a 400 of its own."""
+    client = sdk(live)
+    uri = client.uploads.create_ephemeral(file=make_video(tmp_path / "in.mp4", seconds=0.5)).uri
+    for profile in ("422", "4444", "422 Proxy", "422 LT", "422 HQ", "4444 XQ"):
+        with pytest.raises(runwayml.BadRequestError) as prores:
+            client.video_to_video.create(
+                model="aleph2",
+                prompt_text="x",
+                video_uri=uri,
+                output_format="prores",
+                prores_profile=profile,  # type: ignore[arg-type]
+            )
+        assert prores.value.body == {"error": "outputFormat: this server makes mp4 (H.264) only."}
+    with pytest.raises(runwayml.BadRequestError, match="proresProfile"):
+        client.video_to_video.create(
+            model="aleph2",
+            prompt_text="x",
+            video_uri=uri,
+            output_format="prores",
+            extra_body={"proresProfile": "8K RAW"},
+        )
+    with pytest.raises(runwayml.BadRequestError, match="only valid when outputFormat"):
+        client.video_to_video.create(
+            model="aleph2", prompt_text="x", video_uri=uri, prores_profile="422"
+        )
+    assert client.organization.retrieve().credit_balance == 100_000
+
+
+def test_a_data_uri_over_its_limit_is_a_400(live: LiveServer) -> None:
+    """Within the body's own limit, a data URI past Runway's 16 MB is invalid input (400, the
+    SDK's BadRequestError), not a 413."""
+    payload = base64.b64encode(b"\0" * (16 * 2**20 + 3)).decode()
+    with pytest.raises(runwayml.BadRequestError) as big:
+        sdk(live).video_to_video.create(
+            model="gen4_aleph", prompt_text="x", video_uri=f"data:video/mp4;base64,{payload}"
+        )
+    assert big.value.body == {"error": f"videoUri: a data URI may hold at most {16 * 2**20} bytes."}

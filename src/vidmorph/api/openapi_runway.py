@@ -17,7 +17,7 @@ _WHY = {
     401: "Missing or unknown key, or a suspended account.",
     404: "No such task or upload for this key (another user's are 404 too).",
     408: "The request body stalled.",
-    413: "The request body is too large (a data URI over 16 MB, an upload over the limit).",
+    413: "The request body is too large (over 24 MB, or an upload over the limit).",
     429: "The service-wide queue is full; past the account's maxJobs a task waits THROTTLED "
     "instead.",
     503: "Storage or the database is unreachable; retry later.",

@@ -20,6 +20,7 @@ RUNWAY_VERSION = "2024-11-06"
 MODELS = ("gen4_aleph", "aleph2")
 ASPECT_RATIOS = ("16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "21:9")
 PROMPT_MAX_CHARS = 1000
+PRORES_PROFILES = ("422", "4444", "422 Proxy", "422 LT", "422 HQ", "4444 XQ")
 
 
 def prompt_text(value: Any) -> Any:
@@ -29,6 +30,14 @@ def prompt_text(value: Any) -> Any:
     if isinstance(value, str) and len(value.encode("utf-16-le")) // 2 > PROMPT_MAX_CHARS:
         raise ValueError(f"must be at most {PROMPT_MAX_CHARS} characters (UTF-16 code units)")
     return value
+
+
+def json_number(value: Any) -> Any:
+    """A before-validator: a number as Runway's API takes one, never a string ("5") or a
+    true/false, which pydantic's lax mode would turn into one."""
+    if isinstance(value, str):
+        raise ValueError("Input should be a number, not a string")
+    return not_bool(value)
 
 
 class ContentModeration(BaseModel):
@@ -69,7 +78,7 @@ class _VideoToVideo(BaseModel):
     #: accepted and ignored, as Runway does
     ratio: str | None = Field(None, max_length=20)
 
-    _seed = field_validator("seed", mode="before")(not_bool)
+    _seed = field_validator("seed", mode="before")(json_number)
 
 
 class Gen4AlephIn(_VideoToVideo):
@@ -86,8 +95,17 @@ class Aleph2In(_VideoToVideo):
     keyframes: list[Keyframe] | None = Field(None, max_length=5)
     targetAspectRatio: Literal[ASPECT_RATIOS] | None = None  # type: ignore[valid-type]
     outputFormat: Literal["mp4", "prores", "png_sequence", "sdr_rec709_10bit"] = "mp4"
+    #: Runway's ProRes flavours; only meaningful with outputFormat "prores", which this server
+    #: refuses with its own message (it makes mp4 only)
+    proresProfile: Literal[PRORES_PROFILES] | None = None  # type: ignore[valid-type]
 
     _prompt = field_validator("promptText")(prompt_text)
+
+    @model_validator(mode="after")
+    def _profile_needs_prores(self) -> Aleph2In:
+        if self.proresProfile is not None and self.outputFormat != "prores":
+            raise ValueError("proresProfile is only valid when outputFormat is prores")
+        return self
 
     @field_validator("keyframes")
     @classmethod

@@ -16,7 +16,7 @@ import httpx
 
 from vidmorph.callbacks.deadline import Deadline
 from vidmorph.callbacks.guard import TargetRefused, resolve_target
-from vidmorph.errors import BadRequest, PayloadTooLarge
+from vidmorph.errors import BadRequest
 
 
 def fetch_to_file(
@@ -29,8 +29,8 @@ def fetch_to_file(
     total_s: float = 300.0,
 ) -> str:
     """GET `url` into `dest`; the response's Content-Type. BadRequest for a refused target, an
-    answer that is not a 200 or a fetch past `total_s`, PayloadTooLarge past `max_bytes`
-    (`dest` is then removed)."""
+    answer that is not a 200, a fetch past `total_s` or a file past `max_bytes` (`dest` is
+    then removed): the request was fine, what it names is not usable, as Runway answers it."""
     # Plain http only where private targets are allowed (a loopback test server, a LAN): the
     # scheme is refused before any name is resolved, so a refused URL causes no DNS lookup.
     schemes = ("https://", "http://") if allow_private else ("https://",)
@@ -84,9 +84,9 @@ def _get(
             raise BadRequest(f"videoUri answered HTTP {response.status_code}.")
         announced = response.headers.get("content-length", "")
         if announced.isdigit() and int(announced) > max_bytes:
-            raise PayloadTooLarge(f"videoUri is larger than {max_bytes} bytes.")
+            raise BadRequest(f"videoUri is larger than {max_bytes} bytes.")
         if not write_capped(response, dest, max_bytes):
-            raise PayloadTooLarge(f"videoUri is larger than {max_bytes} bytes.")
+            raise BadRequest(f"videoUri is larger than {max_bytes} bytes.")
         return str(response.headers.get("content-type", ""))
     finally:
         response.close()

@@ -157,7 +157,8 @@ def _from_data_uri(
         )
     limit = DATA_URI_MAX_BYTES[media_type]
     if len(payload) > limit * 4 // 3 + 4:
-        raise errors.PayloadTooLarge(f"{field}: a data URI may hold at most {limit} bytes.")
+        # a 400, as Runway answers it: the body was within its limit, the URI in it is not
+        raise errors.BadRequest(f"{field}: a data URI may hold at most {limit} bytes.")
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):

@@ -50,9 +50,9 @@ async def require_version(
             f"The X-Runway-Version header is missing; this server speaks {RUNWAY_VERSION}."
         )
     if x_runway_version != RUNWAY_VERSION:
+        shown = x_runway_version if len(x_runway_version) <= 40 else x_runway_version[:40] + "..."
         raise errors.BadRequest(
-            f"X-Runway-Version {x_runway_version!r} is not known here; this server speaks "
-            f"{RUNWAY_VERSION}."
+            f"X-Runway-Version {shown!r} is not known here; this server speaks {RUNWAY_VERSION}."
         )
 
 
