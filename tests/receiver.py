@@ -37,6 +37,7 @@ class RecordedRequest:
 class Receiver:
     """A threaded loopback HTTP server that answers `status` (500 to the first `fail_first`).
 
+    It waits `delay_s` before answering, or `path_delays[path]` for a path named there.
     `status`, `fail_first`, `delay_s` and `response_headers` may be changed while it runs.
     A delayed answer is cut short when the receiver stops, so tests never wait for it.
     """
@@ -47,11 +48,13 @@ class Receiver:
         status: int = 200,
         fail_first: int = 0,
         delay_s: float = 0.0,
+        path_delays: Mapping[str, float] | None = None,
         response_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.status = status
         self.fail_first = fail_first
         self.delay_s = delay_s
+        self.path_delays = dict(path_delays or {})
         self.response_headers = dict(response_headers or {})
         self._requests: list[RecordedRequest] = []
         self._changed = threading.Condition()
@@ -119,9 +122,10 @@ class Receiver:
             self._changed.notify_all()
             return 500 if len(self._requests) <= self.fail_first else self.status
 
-    def _pause(self) -> None:
-        if self.delay_s > 0:
-            self._stopping.wait(self.delay_s)
+    def _pause(self, path: str) -> None:
+        delay_s = self.path_delays.get(path, self.delay_s)
+        if delay_s > 0:
+            self._stopping.wait(delay_s)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -146,7 +150,7 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 received_at_s=time.time(),
             )
             status = receiver._record(recorded)
-            receiver._pause()
+            receiver._pause(self.path)
             answer = json.dumps({"received": True}).encode()
             try:
                 self.send_response(status)
@@ -165,6 +169,15 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             pass  # keep pytest output clean; `requests` is the record
 
     return Handler
+
+
+def most_at_once(requests: list[RecordedRequest], delay_s: float) -> int:
+    """The most requests a receiver that answers after `delay_s` was holding at one moment
+    (a sender's next request to it can start only once its previous one was answered)."""
+    starts = sorted(r.received_at_s for r in requests)
+    return max(
+        sum(1 for other in starts if start - delay_s * 0.9 < other <= start) for start in starts
+    )
 
 
 @contextmanager

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.contracts.tasks import EMAIL, new_task
-from tests.receiver import Receiver, RecordedRequest
+from tests.receiver import Receiver, most_at_once
 from tests.services import wait_for
 from tests.wire import read_message
 from vidmorph.config import Settings
@@ -214,15 +214,6 @@ def queue_callbacks(
             )
             expected[uuid].append(f"msg_{uuid}_{delivery_id}")
     return expected
-
-
-def most_at_once(requests: list[RecordedRequest], delay_s: float) -> int:
-    """The most requests a receiver that answers after `delay_s` was holding at one moment
-    (a sender's next request to it can start only once its previous one was answered)."""
-    starts = sorted(r.received_at_s for r in requests)
-    return max(
-        sum(1 for other in starts if start - delay_s * 0.9 < other <= start) for start in starts
-    )
 
 
 def all_sent(ctx: AppContext, expected: dict[str, list[str]]) -> bool:

@@ -65,9 +65,10 @@ def task_progressed(ctx: AppContext, task: Task) -> None:
     task_changed(ctx, task)
 
 
-#: sends at once per process, and to any one receiver (scheme://host:port)
+#: sends at once per process; to one user's receiver (scheme://host:port); to all of one user's
 MAX_PARALLEL_SENDS = 16
 MAX_SENDS_PER_TARGET = 2
+MAX_SENDS_PER_USER = 4
 
 
 class Deliverer:
@@ -76,9 +77,11 @@ class Deliverer:
     Each delivery is claimed (held in the database) only when a sending thread is free for it,
     so a hold never runs out while the delivery waits behind others, and the hold is renewed
     while its send runs, however long: two processes do not send the same callback. Sends run
-    concurrently, at most `per_target` at a time to one receiver, and deliveries of one task go
-    out one after another, in order, across every process (the store hands out only a task's
-    oldest pending one): a tenant's slow receiver holds its own slots, not everyone's.
+    concurrently, at most `per_target` at a time to one user's receiver and `per_user` to all
+    of one user's, the earliest due first, and deliveries of one task go out one after another,
+    in order, across every process (the store hands out only a task's oldest pending one): a
+    tenant's slow or failing receivers hold that tenant's slots, never everyone's, and their
+    retries wait in the queue for their due time, behind newer first tries.
     """
 
     _instances: ClassVar[list[Deliverer]] = []
@@ -89,10 +92,11 @@ class Deliverer:
         poll_s: float = 0.5,
         max_parallel: int = MAX_PARALLEL_SENDS,
         per_target: int = MAX_SENDS_PER_TARGET,
+        per_user: int = MAX_SENDS_PER_USER,
     ) -> None:
         self.ctx = ctx
         self.poll_s = poll_s
-        self.max_parallel, self.per_target = max_parallel, per_target
+        self.max_parallel, self.per_target, self.per_user = max_parallel, per_target, per_user
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vidmorph-deliver", daemon=True)
@@ -155,12 +159,16 @@ class Deliverer:
         once those sends are done (tests, one-shot tools)."""
         with self._lock:
             free = self.max_parallel - len(self._sending)
-            in_flight = Counter(target_of(d.url) for d, _ in self._sending.values())
+            in_flight = Counter((d.user_id, target_of(d.url)) for d, _ in self._sending.values())
         if free <= 0:
             return 0
         claimed_at = time.monotonic()
         due = self.ctx.deliveries.claim_due(
-            free, self.hold_s, per_target=self.per_target, in_flight=in_flight
+            free,
+            self.hold_s,
+            per_target=self.per_target,
+            per_user=self.per_user,
+            in_flight=in_flight,
         )
         futures = []
         with self._lock:

@@ -15,6 +15,9 @@ from vidmorph.domain.models import Delivery
 from vidmorph.store.db import Database
 from vidmorph.store.tables import deliveries
 
+#: what concurrent sends are bounded by: (user id, the receiver as target_of gives it)
+Slot = tuple[int, str]
+
 
 def target_of(url: str) -> str:
     """The receiver a URL reaches, as scheme://host:port."""
@@ -84,18 +87,26 @@ class DeliveryStore:
         hold_s: float,
         *,
         per_target: int | None = None,
-        in_flight: Mapping[str, int] | None = None,
+        per_user: int | None = None,
+        in_flight: Mapping[Slot, int] | None = None,
     ) -> list[Delivery]:
         """Up to `limit` due deliveries, each held for `hold_s` so that no other sender, in
-        this process or another, picks it up meanwhile. With the caller's sends `in_flight` per
-        target counted in, at most `per_target` go to one target, so one slow receiver cannot
-        take every sending slot.
+        this process or another, picks it up meanwhile. With the caller's sends `in_flight`
+        counted in (per user and target), at most `per_target` go to one user's receiver and
+        `per_user` to all of one user's: a slow receiver holds its owner's slots only, whoever
+        else's receivers share its host.
 
-        Only a task's oldest pending delivery is due: while an earlier one is being sent (held
-        by any process) or waits for its retry, the later ones wait too, so a receiver gets a
-        task's callbacks one at a time and in order whichever processes send them."""
-        running = Counter[str](in_flight or {})
-        full = [t for t, n in running.items() if per_target is not None and n >= per_target]
+        The earliest due go first (a delivery waiting for its retry does not jump a newer
+        one's first try), and only a task's oldest pending delivery is due: while an earlier
+        one is being sent (held by any process) or waits for its retry, the later ones wait
+        too, so a receiver gets a task's callbacks one at a time and in order whichever
+        processes send them."""
+        slots = Counter[Slot](in_flight or {})
+        users = Counter[int]()
+        for (user_id, _), n in slots.items():
+            users[user_id] += n
+        full_slots = [s for s, n in slots.items() if per_target is not None and n >= per_target]
+        full_users = [u for u, n in users.items() if per_user is not None and n >= per_user]
         now = utcnow()
         earlier = deliveries.alias("earlier")
         earlier_pending = (
@@ -107,20 +118,28 @@ class DeliveryStore:
             select(deliveries)
             .where(deliveries.c.state == "pending", deliveries.c.next_attempt_at <= now)
             .where(~earlier_pending.exists())
-            .order_by(deliveries.c.id)
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
             .limit(limit * 4)
             .with_for_update(skip_locked=True)
         )
-        if full:
-            query = query.where(deliveries.c.target.is_(None) | deliveries.c.target.not_in(full))
+        if full_users:
+            query = query.where(deliveries.c.user_id.not_in(full_users))
+        if full_slots:
+            query = query.where(
+                deliveries.c.target.is_(None)
+                | tuple_(deliveries.c.user_id, deliveries.c.target).not_in(full_slots)
+            )
         with self.db.write() as conn:
             chosen = []
             for row in conn.execute(query).all():
-                target = row.target or target_of(row.url)
-                if per_target is not None and running[target] >= per_target:
+                slot = (row.user_id, row.target or target_of(row.url))
+                if per_target is not None and slots[slot] >= per_target:
+                    continue
+                if per_user is not None and users[row.user_id] >= per_user:
                     continue
                 chosen.append(row)
-                running[target] += 1
+                slots[slot] += 1
+                users[row.user_id] += 1
                 if len(chosen) == limit:
                     break
             if chosen:
