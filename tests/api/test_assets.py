@@ -62,6 +62,12 @@ def test_bad_bodies_get_clear_400s_and_leave_nothing_behind(
         f"{server.api}/assets/?name=x", content=good, headers={"Content-Type": "text/plain"}
     )
     assert resp.status_code == 400 and "Content-Type" in resp.json()["error"]
+    for name in ("a%0D%0AX-Injected:%201", "tab%09", "del%7F", "c1%C2%85"):
+        resp = server.client.post(
+            f"{server.api}/assets/?name={name}", content=good, headers={"Content-Type": "video/mp4"}
+        )
+        assert resp.status_code == 400, (name, resp.text)
+        assert resp.json() == {"error": "name: must not hold control characters.", "code": 400}
     assert _leftovers(server) == []
     assert server.client.get(f"{server.api}/assets/?offset=0&limit=10").json() == []
 

@@ -61,6 +61,18 @@ def test_the_signed_target_takes_one_file_once_without_a_token(
     assert asset["name"] == "clip" and asset["metadata"]["width"] == 160
 
 
+def test_a_filename_with_control_characters_is_refused(server: LiveServer) -> None:
+    for filename in ("a\x00.mp4", "a\r\nb.mp4", "\x1b[31m.mp4"):
+        resp = server.client.post(
+            f"{server.base_url}/v1/uploads",
+            json={"filename": filename, "type": "ephemeral"},
+            headers=VERSION,
+        )
+        assert resp.status_code == 400, resp.text
+        assert "control characters" in resp.json()["error"]
+    assert ask(server, "ünïcode clip (1).mp4")["runwayUri"].startswith("runway://upload/")
+
+
 def test_an_expired_target_and_an_oversized_file_are_refused(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:

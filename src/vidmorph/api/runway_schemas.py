@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vidmorph.api.schemas import has_text, not_bool
+from vidmorph.api.schemas import has_text, no_controls, not_bool
 from vidmorph.service.generate import RUNWAY_SEEDS
 
 #: Runway's API version its SDKs send in X-Runway-Version; the only one this server speaks
@@ -123,6 +123,8 @@ class UploadIn(BaseModel):
 
     filename: str = Field(min_length=1, max_length=255)
     type: Literal["ephemeral"]
+
+    _filename = field_validator("filename")(no_controls)
 
 
 #: the longest range one usage query covers, as Runway allows

@@ -7,6 +7,7 @@ is not a number, though (lax mode would read it as 1): numbers refuse booleans.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -19,6 +20,17 @@ def not_bool(value: Any) -> Any:
     """A before-validator: a JSON true/false is no number (lax mode would take it as 1/0)."""
     if isinstance(value, bool):
         raise ValueError("Input should be a number, not true or false")
+    return value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def no_controls(value: Any) -> Any:
+    """A validator for names (an asset's, a file's): no control characters (NUL, CR, LF...),
+    which a name never needs and which break whatever later shows or logs it."""
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("must not hold control characters")
     return value
 
 

@@ -16,6 +16,7 @@ from vidmorph import errors
 from vidmorph.api import bodies
 from vidmorph.api.deps import CtxDep, UserDep
 from vidmorph.api.openapi import FILE_CONTENT, doc
+from vidmorph.api.schemas import no_controls
 from vidmorph.config import Settings
 from vidmorph.domain.media_types import served_type
 from vidmorph.service import accounts
@@ -37,6 +38,10 @@ async def upload_asset(
 ) -> Any:
     # compat(useapi §3): duration/width/height query values are "for your records only"; the
     # probe measures the real ones.
+    try:
+        no_controls(name)
+    except ValueError as exc:
+        raise errors.BadRequest(f"name: {exc}.") from None
     content_type = request.headers.get("content-type", "")
     asset_service.media_type_of(content_type)
     account = await run_in_threadpool(accounts.resolve_account, ctx, user, email)
