@@ -106,6 +106,43 @@ def test_account_with_tasks_in_flight_cannot_be_deleted(
         assert live.client.delete(f"{live.api}/accounts/{email}").status_code == 204
 
 
+def test_deleting_an_account_deletes_what_was_made_on_it(
+    make_settings: Callable[..., Settings], either_database: dict[str, Any], tmp_path: Path
+) -> None:
+    """Its tasks, their outputs and its uploads go with it, files and links too, and its
+    pending callbacks are dropped; another account's are untouched, and the account made again
+    starts empty but with what it had spent."""
+    with start_server(make_settings(**either_database)) as live:
+        api, email = live.api, "gone@x.com"
+        live.client.post(f"{api}/accounts/{email}", json={"maxJobs": 2})
+        clip = make_video(tmp_path / "v.mp4", seconds=1)
+        asset = live.upload(clip, email=email)
+        kept = live.upload(clip, email="default@vidmorph.local")
+        body = {"assetId": asset["assetId"], "text_prompt": "night", "email": email}
+        task = live.create({**body, "replyUrl": "http://127.0.0.1:9/never"}).json()
+        done = live.wait_task(task["taskId"], {"SUCCEEDED"})
+        links = [asset["url"], done["artifacts"][0]["url"]]
+        assert all(httpx.get(link).status_code == 200 for link in links)
+
+        assert live.client.delete(f"{api}/accounts/{email}").status_code == 204
+        assert live.client.get(f"{api}/tasks/{task['taskId']}").status_code == 404
+        for gone in (asset, done["artifacts"][0]):
+            assert live.client.get(f"{api}/assets/{gone['assetId']}").status_code == 404
+        assert [httpx.get(link).status_code for link in links] == [404, 404]
+        deliveries = live.ctx.deliveries.of_task(task["id"])
+        assert deliveries and all(d["state"] != "pending" for d in deliveries)
+        files = [p for p in (live.ctx.settings.data_dir / "files").rglob("*") if p.is_file()]
+        assert files and all(asset["id"] not in str(p) for p in files)
+        assert live.client.get(f"{api}/assets/{kept['assetId']}").status_code == 200
+        assert httpx.get(kept["url"]).status_code == 200
+
+        assert live.client.post(f"{api}/accounts/{email}", json={"maxJobs": 1}).status_code == 200
+        assert live.client.get(f"{api}/assets/?email={email}").json() == []
+        assert live.client.get(f"{api}/tasks/?email={email}").json() == []
+        used = live.client.get(f"{api}/features/?email={email}").json()["used"]
+        assert used["numPlanCredits"] == 10  # 1 s of gen3a, spent before the deletion
+
+
 def test_out_of_range_credit_allowance_is_400_not_500(server: LiveServer) -> None:
     resp = server.client.post(
         f"{server.api}/accounts/big@x.com", json={"maxJobs": 1, "numPlanCredits": 10**30}

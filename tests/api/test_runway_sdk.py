@@ -361,18 +361,18 @@ def test_the_key_works_on_its_default_account_when_the_user_has_several(
         mine = live.client.get(f"{live.api}/tasks/", params={"email": default}).json()
         assert [t["taskId"].rsplit(":", 1)[1] for t in mine] == [created.id]
         assert client.organization.retrieve_usage().results[0].used_credits[0].amount == 15
-        # without the default account, the oldest of the others (zed, made first); an upload
-        # that came in on the deleted one still serves (Runway's uploads are the user's)
+        # without the default account, the oldest of the others (zed, made first); the
+        # uploads made on the deleted one, used or not, went with it
+        unused = client.uploads.create_ephemeral(file=tmp_path / "in.mp4").uri
         assert live.client.delete(f"{live.api}/accounts/{default}").status_code == 204
         fresh = client.uploads.create_ephemeral(file=tmp_path / "in.mp4").uri
-        zed = {"email": "zed@example.com"}
-        for given in (fresh, uri):
-            again = client.video_to_video.create(
-                model="gen4_aleph", prompt_text="x", video_uri=given
-            )
-            listed = live.client.get(f"{live.api}/tasks/", params=zed).json()
-            assert again.id in [t["taskId"].rsplit(":", 1)[1] for t in listed]
-            assert wait(client, again.id, {"SUCCEEDED"}).status == "SUCCEEDED"
+        again = client.video_to_video.create(model="gen4_aleph", prompt_text="x", video_uri=fresh)
+        listed = live.client.get(f"{live.api}/tasks/", params={"email": "zed@example.com"}).json()
+        assert again.id in [t["taskId"].rsplit(":", 1)[1] for t in listed]
+        assert wait(client, again.id, {"SUCCEEDED"}).status == "SUCCEEDED"
+        for gone in (uri, unused):
+            with pytest.raises(runwayml.BadRequestError, match="the uploaded file was deleted"):
+                client.video_to_video.create(model="gen4_aleph", prompt_text="x", video_uri=gone)
         # with no account left, an upload is refused before its link is handed out
         for email in ("zed@example.com", "amy@example.com"):
             assert live.client.delete(f"{live.api}/accounts/{email}").status_code == 204

@@ -14,6 +14,7 @@ from vidmorph.callbacks.guard import validate_reply_url
 from vidmorph.callbacks.signing import new_secret
 from vidmorph.domain.ids import parse_user_number
 from vidmorph.domain.models import Account, User
+from vidmorph.service import assets as asset_service
 from vidmorph.service.context import AppContext
 
 DEFAULT_USER_ID = 1
@@ -205,6 +206,17 @@ def save_account(ctx: AppContext, user: User, email: str, body: dict[str, Any]) 
     return ctx.accounts.upsert(
         user.id, email, defaults, max_accounts=ctx.settings.max_accounts, **values
     )
+
+
+def delete_account(ctx: AppContext, user: User, email: str) -> None:
+    """DELETE /accounts/{email}: the account goes with its finished tasks and its assets, and
+    then their files (the rows first, so a link that outlives a storage failure serves
+    nothing). NotFound for no such account; Conflict while tasks of it are to run."""
+    removed = ctx.accounts.delete(user.id, email)
+    if removed is None:
+        raise errors.NotFound(NO_CONFIGURATION)
+    for asset in removed:
+        asset_service.delete_files(ctx, asset)
 
 
 def _keep_operator_fields(

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
 
 from vidmorph import errors
 from vidmorph.domain.clock import utcnow
-from vidmorph.domain.models import Account
+from vidmorph.domain.models import Account, Asset, Task
 from vidmorph.domain.states import IN_FLIGHT
 from vidmorph.store.db import Database
-from vidmorph.store.tables import account_grants, accounts, moderation_events, tasks
-from vidmorph.store.usage import spent_total
+from vidmorph.store.tables import (
+    account_grants,
+    accounts,
+    assets,
+    deliveries,
+    moderation_events,
+    tasks,
+)
+from vidmorph.store.task_rows import to_asset, to_task
+from vidmorph.store.usage import UsageStore, spent_total
+
+#: rows per statement when an account's tasks go with it (well inside SQLite's parameter cap)
+_CHUNK = 500
+
+
+def _chunks(items: list[Task]) -> Iterator[list[Task]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
 
 
 def to_account(row: Any) -> Account:
@@ -167,16 +184,24 @@ class AccountStore:
             ).all()
         return [to_account(r) for r in rows]
 
-    def delete(self, user_id: int, email: str) -> bool:
-        """Remove the account; Conflict while it has PENDING or RUNNING tasks (their reserved
-        credits and slots belong to it), AccountSuspended while it is suspended (deleting and
-        making it again would shed the suspension only an operator may lift)."""
+    def delete(self, user_id: int, email: str) -> list[Asset] | None:
+        """Remove the account with everything made on it: its finished tasks (their spending
+        folded into the usage figures, so an account made again under the email starts from
+        it), its assets (uploads and outputs) and its callbacks still due. Returns the assets
+        removed, so the caller can delete their files; None when there was no such account.
+        Conflict while it has PENDING or RUNNING tasks (their reserved credits and slots belong
+        to it), AccountSuspended while it is suspended (deleting and making it again would shed
+        the suspension only an operator may lift; its moderation strikes are kept for the
+        same reason)."""
         key = (accounts.c.user_id == user_id) & (accounts.c.email == email)
+        usage = UsageStore(self.db)
         with self.db.write() as conn:
             # The row lock first: an admission that holds it has its task inserted but not yet
             # committed, so counting before it commits would miss that task.
             found = conn.execute(select(accounts.c.suspended).where(key).with_for_update()).first()
-            if found is not None and found.suspended:
+            if found is None:
+                return None
+            if found.suspended:
                 raise errors.AccountSuspended()
             busy = conn.execute(
                 select(func.count())
@@ -188,8 +213,30 @@ class AccountStore:
                 raise errors.Conflict(
                     f"Account {email} has {busy} tasks pending or running; cancel them first."
                 )
-            result = conn.execute(delete(accounts).where(key))
-        return result.rowcount > 0
+            made = conn.execute(
+                select(tasks).where(tasks.c.user_id == user_id, tasks.c.email == email)
+            ).all()
+            for chunk in _chunks([to_task(r) for r in made]):
+                by_uuid = {t.uuid: t for t in chunk}
+                # Only the rows this DELETE removed are folded: a DELETE /tasks racing it
+                # folds its own (TaskStore.delete_finished), never the same task twice.
+                gone = conn.execute(
+                    delete(tasks).where(tasks.c.uuid.in_(by_uuid)).returning(tasks.c.uuid)
+                ).scalars()
+                for uuid in gone:
+                    usage.fold(conn, by_uuid[uuid])
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.task_uuid.in_(by_uuid), deliveries.c.state == "pending")
+                    .values(state="dropped", last_error="the account was deleted")
+                )
+            removed = conn.execute(
+                delete(assets)
+                .where(assets.c.user_id == user_id, assets.c.email == email)
+                .returning(*assets.c)
+            ).all()
+            conn.execute(delete(accounts).where(key))
+        return [to_asset(r) for r in removed]
 
     def set_suspended(self, user_id: int, email: str, suspended: bool) -> bool:
         """Suspend or lift; lifting also forgets the strikes that led to it, so the account

@@ -8,35 +8,14 @@ from sqlalchemy import Connection, Select, delete, insert, select
 
 from vidmorph import errors
 from vidmorph.domain import ids
-from vidmorph.domain.models import Account, Asset, MediaMeta
+from vidmorph.domain.models import Account, Asset
 from vidmorph.domain.states import IN_FLIGHT
 from vidmorph.store.accounts import to_account
 from vidmorph.store.db import Database
 from vidmorph.store.joins import prefixed, split
 from vidmorph.store.prepared import Statements, arg
 from vidmorph.store.tables import accounts, assets, tasks
-
-
-def to_asset(row: Any) -> Asset:
-    """An asset from its row (or any object with its columns as attributes)."""
-    meta = MediaMeta(**row.meta) if row.meta else None
-    return Asset(
-        uuid=row.uuid,
-        user_id=row.user_id,
-        email=row.email,
-        name=row.name,
-        media_type=row.media_type,
-        content_type=row.content_type,
-        ext=row.ext,
-        blob_key=row.blob_key,
-        preview_key=row.preview_key,
-        size_bytes=row.size_bytes,
-        meta=meta,
-        is_user_upload=row.is_user_upload,
-        task_uuid=row.task_uuid,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+from vidmorph.store.task_rows import to_asset
 
 
 def asset_values(asset: Asset) -> dict[str, Any]:

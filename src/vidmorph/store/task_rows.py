@@ -1,4 +1,5 @@
-"""Task rows: a row as a `Task`, a `Task` as insert values, and the output assets of tasks."""
+"""Task and asset rows: a row as a `Task` or an `Asset`, a `Task` as insert values, and the
+output assets of tasks."""
 
 from __future__ import annotations
 
@@ -6,12 +7,33 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from vidmorph.domain.models import Asset, GenerationParams, Task
+from vidmorph.domain.models import Asset, GenerationParams, MediaMeta, Task
 from vidmorph.domain.states import IN_FLIGHT, TaskStatus
-from vidmorph.store.assets import to_asset
 from vidmorph.store.tables import assets
 
 IN_FLIGHT_VALUES = [s.value for s in IN_FLIGHT]
+
+
+def to_asset(row: Any) -> Asset:
+    """An asset from its row (or any object with its columns as attributes)."""
+    meta = MediaMeta(**row.meta) if row.meta else None
+    return Asset(
+        uuid=row.uuid,
+        user_id=row.user_id,
+        email=row.email,
+        name=row.name,
+        media_type=row.media_type,
+        content_type=row.content_type,
+        ext=row.ext,
+        blob_key=row.blob_key,
+        preview_key=row.preview_key,
+        size_bytes=row.size_bytes,
+        meta=meta,
+        is_user_upload=row.is_user_upload,
+        task_uuid=row.task_uuid,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 def to_task(row: Any, artifacts: tuple[Asset, ...] = ()) -> Task:

@@ -13,14 +13,19 @@ from vidmorph.domain.models import Account, Asset, Task
 from vidmorph.domain.states import IN_FLIGHT, TERMINAL, TaskStatus
 from vidmorph.store.accounts import to_account
 from vidmorph.store.admission import ADMISSION_SQL, TaskAdmission
-from vidmorph.store.assets import to_asset
 from vidmorph.store.batched import Batched
 from vidmorph.store.db import Database
 from vidmorph.store.joins import prefixed, split
 from vidmorph.store.prepared import Statements, arg
 from vidmorph.store.queue import LineSnapshot, QueueFigures
 from vidmorph.store.tables import accounts, assets, deliveries, tasks
-from vidmorph.store.task_rows import IN_FLIGHT_VALUES, artifacts_of, task_artifacts, to_task
+from vidmorph.store.task_rows import (
+    IN_FLIGHT_VALUES,
+    artifacts_of,
+    task_artifacts,
+    to_asset,
+    to_task,
+)
 from vidmorph.store.throttle import TaskThrottle
 from vidmorph.store.transitions import TaskTransitions
 from vidmorph.store.usage import UsageStore

@@ -50,6 +50,7 @@ def get_account(email: EmailPath, ctx: CtxDep, user: UserDep) -> Any:
 
 @router.delete("/accounts/{email}", status_code=204, **doc(404, 409))
 def delete_account(email: EmailPath, ctx: CtxDep, user: UserDep) -> Response:
-    if not ctx.accounts.delete(user.id, email):
-        raise errors.NotFound(accounts.NO_CONFIGURATION)
+    """Delete the account with its finished tasks, their outputs and its uploads (files and
+    links too); 409 while tasks of it are pending or running."""
+    accounts.delete_account(ctx, user, email)
     return Response(status_code=204)
