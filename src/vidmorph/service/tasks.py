@@ -85,7 +85,9 @@ def cancel_or_delete(ctx: AppContext, user: User, task_id: str) -> None:
             cancel_or_delete(ctx, user, task_id)
         return
     deleted = ctx.tasks.delete_finished(user.id, task.uuid)
-    for asset in deleted.artifacts if deleted else ():
+    if deleted is None:  # a DELETE racing this one removed it first: it is gone
+        raise errors.NotFound()
+    for asset in deleted.artifacts:
         asset_service.delete_files(ctx, asset)
 
 

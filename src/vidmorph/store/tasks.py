@@ -233,14 +233,17 @@ class TaskStore(TaskAdmission, TaskThrottle, TaskTransitions):
         ]
 
     def delete_finished(self, user_id: int, uuid: str) -> Task | None:
-        """Delete a terminal task and its artifact rows; returns it so blobs can go too."""
+        """Delete a terminal task and its artifact rows; returns it so blobs can go too. None
+        when this call deleted nothing: no such task, one still in flight, or one that a
+        deletion racing this one removed first (only one of them is told it deleted it)."""
         task = self.get(uuid, user_id)
         if task is None or task.status in IN_FLIGHT:
-            return task
+            return None
         with self.db.write() as conn:
+            if not conn.execute(delete(tasks).where(tasks.c.uuid == uuid)).rowcount:
+                return None
             conn.execute(delete(assets).where(assets.c.task_uuid == uuid))
-            if conn.execute(delete(tasks).where(tasks.c.uuid == uuid)).rowcount:
-                self.usage.fold(conn, task)
+            self.usage.fold(conn, task)
             # its callbacks would carry links that no longer work, to a caller who knows
             conn.execute(
                 update(deliveries)
