@@ -76,6 +76,12 @@ def test_list_filters_by_status_and_rejects_unknown_ones(
     assert [t["taskId"] for t in listed] == [done["taskId"]]
     assert server.client.get(f"{server.api}/tasks/?statuses=PENDING,RUNNING").json() == []
     assert server.client.get(f"{server.api}/tasks/?statuses=BOGUS").status_code == 400
+    repeated = f"{server.api}/tasks/?statuses=SUCCEEDED&statuses=PENDING"  # every one counts
+    assert [t["taskId"] for t in server.client.get(repeated).json()] == [
+        t["taskId"] for t in listed
+    ]
+    bad_repeat = server.client.get(f"{server.api}/tasks/?statuses=SUCCEEDED&statuses=BOGUS")
+    assert bad_repeat.status_code == 400
     assert server.client.get(f"{server.api}/tasks/?limit=0").status_code == 400
     parsed = ids.parse_id(done["taskId"], "task")
     assert parsed is not None

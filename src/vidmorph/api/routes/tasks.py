@@ -41,16 +41,17 @@ def list_tasks(
     offset: Annotated[int, Query(ge=0, le=1000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     statuses: Annotated[
-        str | None,
+        list[str],
         Query(
-            description="Comma-separated statuses to list, e.g. PENDING,RUNNING.",
-            json_schema_extra={"pattern": STATUSES_PATTERN},
+            description="Comma-separated statuses to list, e.g. PENDING,RUNNING; the "
+            "parameter may also be repeated (statuses=PENDING&statuses=RUNNING).",
+            json_schema_extra={"items": {"type": "string", "pattern": STATUSES_PATTERN}},
         ),
-    ] = None,
+    ] = [],  # noqa: B006 (FastAPI copies a default; it is never shared)
     email: str | None = None,
 ) -> Any:
     try:
-        wanted = parse_statuses(statuses or "")
+        wanted = parse_statuses(",".join(statuses))
     except ValueError as exc:
         raise errors.BadRequest(f"statuses: {exc}") from None
     found = tasks.page(ctx, user, email, wanted, offset, limit)
