@@ -136,12 +136,16 @@ def test_a_video_or_audio_is_kept_as_its_container_whatever_its_header_says(
     webm = make_video(tmp_path / "a.webm", codec="libvpx-vp9", **small)  # type: ignore[arg-type]
     mkv = make_video(tmp_path / "b.mkv", **small)  # type: ignore[arg-type]
     mp4 = make_video(tmp_path / "c.mp4", **small)  # type: ignore[arg-type]
+    mov = make_video(tmp_path / "d.mov", container_format="mov", **small)  # type: ignore[arg-type]
     cases = [  # (file, what the upload said, the type served, the extension kept)
         (webm, "video/mp4", "video/webm", "webm"),
         (mkv, "video/webm", "video/webm", "webm"),  # Matroska either way: as announced
         (mkv, "video/mp4", "video/x-matroska", "mkv"),
         (mp4, "video/x-matroska", "video/mp4", "mp4"),
-        (mp4, "video/quicktime", "video/quicktime", "mov"),  # one demuxer: as announced
+        # one demuxer reads both; the major brand tells them apart
+        (mp4, "video/quicktime", "video/mp4", "mp4"),
+        (mov, "video/mp4", "video/quicktime", "mov"),
+        (mov, "video/quicktime", "video/quicktime", "mov"),
         (make_audio(tmp_path / "t.flac"), "audio/mpeg", "audio/flac", "flac"),
         (make_audio(tmp_path / "t.webm"), "audio/ogg", "audio/webm", "webm"),
         (make_audio(tmp_path / "t.wav"), "audio/wave", "audio/wav", "wav"),

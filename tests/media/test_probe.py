@@ -44,6 +44,7 @@ def test_video_fields_are_reported(tmp_path: Path) -> None:
         codec="h264",
         size_bytes=video.stat().st_size,
         container="mov",
+        brand="isom",  # what FFmpeg's mp4 muxer writes
     )
 
 

@@ -55,6 +55,8 @@ class MediaInfo:
     #: the demuxer that read it, FFmpeg's first name for it: "mov" (MP4, MOV, 3GP), "matroska"
     #: (MKV, WebM), "avi", "wav"...
     container: str = ""
+    #: an ISO/QuickTime file's major brand ("isom", "mp42", "qt", "3gp4"...), "" for others
+    brand: str = ""
 
 
 @dataclass
@@ -144,6 +146,7 @@ def probe(path: Path, *, max_pixels: int | None = None) -> MediaInfo:
             codec=stream.codec_context.name,
             size_bytes=path.stat().st_size,
             container=container.format.name.split(",")[0],
+            brand=str(container.metadata.get("major_brand", "")).strip()[:16],
         )
 
 

@@ -55,6 +55,10 @@ def stored_type(media_type: str, announced: str, ext: str, info: MediaInfo) -> t
     if media_type == "image":
         return IMAGE_BY_CODEC.get(info.codec, (announced, ext))
     base = announced.split(";")[0].strip().lower()
+    if info.container == "mov" and info.brand:
+        # one demuxer reads MP4, MOV and 3GP; the file's major brand tells them apart
+        by_brand = mov_family_type(info.brand)
+        return (announced, ext) if base == by_brand else (by_brand, EXTENSIONS[by_brand])
     types = TYPES_BY_DEMUXER.get(info.container)
     if types is None or base in types:
         return announced, ext
@@ -64,6 +68,16 @@ def stored_type(media_type: str, announced: str, ext: str, info: MediaInfo) -> t
     elif media_type == "audio":
         usual = next((t for t in types if t.startswith("audio/")), usual)
     return usual, EXTENSIONS[usual]
+
+
+def mov_family_type(brand: str) -> str:
+    """The type of a file FFmpeg's mov demuxer read, by its major brand: QuickTime's "qt",
+    3GPP's "3gp*"/"3g2*", MP4 otherwise (isom, mp41, mp42, avc1, M4V ...)."""
+    if brand.lower() == "qt":
+        return "video/quicktime"
+    if brand.lower().startswith(("3gp", "3g2")):
+        return "video/3gpp"
+    return "video/mp4"
 
 
 def content_type_for(filename: str) -> str:
