@@ -64,6 +64,16 @@ def test_pending_tasks_show_place_in_line_and_can_be_cancelled(
         assert live.client.get(f"{live.api}/tasks/{tasks[1]['taskId']}").json()["placeInLine"] == 1
         again = live.client.delete(f"{live.api}/scheduler/{tasks[0]['taskId']}")
         assert again.status_code == 404 and again.json()["code"] == 404
+        # `email` narrows the list to one account's tasks
+        live.client.post(f"{live.api}/accounts/b@x.com", json={"maxJobs": 2})
+        other = live.upload(make_video(tmp_path / "b.mp4", seconds=1), email="b@x.com")
+        theirs = live.create({"assetId": other["assetId"], "text_prompt": "b"}).json()
+        everyone = [s["taskId"] for s in live.client.get(f"{live.api}/scheduler/").json()]
+        assert everyone == [t["taskId"] for t in tasks[1:]] + [theirs["taskId"]]
+        only_b = live.client.get(f"{live.api}/scheduler/?email=b@x.com").json()
+        assert [s["taskId"] for s in only_b] == [theirs["taskId"]]
+        unknown = live.client.get(f"{live.api}/scheduler/?email=nobody@x.com")
+        assert unknown.status_code == 404
 
 
 def test_list_filters_by_status_and_rejects_unknown_ones(

@@ -100,7 +100,9 @@ def _cancel(ctx: AppContext, task: Task) -> bool:
     return True
 
 
-def scheduler(ctx: AppContext, user: User) -> list[dict[str, Any]]:
+def scheduler(ctx: AppContext, user: User, email: str | None = None) -> list[dict[str, Any]]:
+    if email is not None:
+        email = accounts.resolve_account(ctx, user, email).email
     return [
         {
             "taskId": t.task_id,
@@ -110,6 +112,7 @@ def scheduler(ctx: AppContext, user: User) -> list[dict[str, Any]]:
             "replyRef": t.reply_ref,
         }
         for t in ctx.tasks.in_flight(user.id)
+        if email is None or t.email == email
     ]
 
 

@@ -66,8 +66,10 @@ def delete_task(task_id: str, ctx: CtxDep, user: UserDep) -> Response:
 
 @router.get("/scheduler/", **doc(ok="SchedulerEntry", many=True))
 @router.get("/scheduler", include_in_schema=False)
-def scheduler(ctx: CtxDep, user: UserDep) -> Any:
-    return JSONResponse(tasks.scheduler(ctx, user))
+def scheduler(ctx: CtxDep, user: UserDep, email: str | None = None) -> Any:
+    """Every task of the user's in flight; with `email`, that account's only (404 for an
+    unknown one)."""
+    return JSONResponse(tasks.scheduler(ctx, user, email))
 
 
 @router.delete("/scheduler/{task_id}", status_code=204, **doc(404))
