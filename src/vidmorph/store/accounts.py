@@ -213,23 +213,7 @@ class AccountStore:
                 raise errors.Conflict(
                     f"Account {email} has {busy} tasks pending or running; cancel them first."
                 )
-            made = conn.execute(
-                select(tasks).where(tasks.c.user_id == user_id, tasks.c.email == email)
-            ).all()
-            for chunk in _chunks([to_task(r) for r in made]):
-                by_uuid = {t.uuid: t for t in chunk}
-                # Only the rows this DELETE removed are folded: a DELETE /tasks racing it
-                # folds its own (TaskStore.delete_finished), never the same task twice.
-                gone = conn.execute(
-                    delete(tasks).where(tasks.c.uuid.in_(by_uuid)).returning(tasks.c.uuid)
-                ).scalars()
-                for uuid in gone:
-                    usage.fold(conn, by_uuid[uuid])
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.task_uuid.in_(by_uuid), deliveries.c.state == "pending")
-                    .values(state="dropped", last_error="the account was deleted")
-                )
+            _delete_tasks(conn, usage, user_id, email)
             removed = conn.execute(
                 delete(assets)
                 .where(assets.c.user_id == user_id, assets.c.email == email)
@@ -254,3 +238,23 @@ class AccountStore:
                     )
                 )
         return result.rowcount > 0
+
+
+def _delete_tasks(conn: Connection, usage: UsageStore, user_id: int, email: str) -> None:
+    """Delete the account's (finished) tasks, folding each into the usage figures, and drop
+    their callbacks still due."""
+    made = conn.execute(select(tasks).where(tasks.c.user_id == user_id, tasks.c.email == email))
+    for chunk in _chunks([to_task(r) for r in made.all()]):
+        by_uuid = {t.uuid: t for t in chunk}
+        # Only the rows this DELETE removed are folded: a DELETE /tasks racing it folds its
+        # own (TaskStore.delete_finished), never the same task twice.
+        gone = conn.execute(
+            delete(tasks).where(tasks.c.uuid.in_(by_uuid)).returning(tasks.c.uuid)
+        ).scalars()
+        for uuid in gone:
+            usage.fold(conn, by_uuid[uuid])
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.task_uuid.in_(by_uuid), deliveries.c.state == "pending")
+            .values(state="dropped", last_error="the account was deleted")
+        )
