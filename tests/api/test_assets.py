@@ -139,7 +139,7 @@ def test_a_video_or_audio_is_kept_as_its_container_whatever_its_header_says(
     mov = make_video(tmp_path / "d.mov", container_format="mov", **small)  # type: ignore[arg-type]
     cases = [  # (file, what the upload said, the type served, the extension kept)
         (webm, "video/mp4", "video/webm", "webm"),
-        (mkv, "video/webm", "video/webm", "webm"),  # Matroska either way: as announced
+        (mkv, "video/webm", "video/x-matroska", "mkv"),  # H.264 is no WebM codec
         (mkv, "video/mp4", "video/x-matroska", "mkv"),
         (mp4, "video/x-matroska", "video/mp4", "mp4"),
         # one demuxer reads both; the major brand tells them apart

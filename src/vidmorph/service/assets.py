@@ -59,11 +59,14 @@ def stored_type(media_type: str, announced: str, ext: str, info: MediaInfo) -> t
         # one demuxer reads MP4, MOV and 3GP; the file's major brand tells them apart
         by_brand = mov_family_type(info.brand)
         return (announced, ext) if base == by_brand else (by_brand, EXTENSIONS[by_brand])
+    webm = info.container == "matroska" and info.codec in WEBM_CODECS
+    if base == "video/webm" and info.container == "matroska" and not webm:
+        return "video/x-matroska", "mkv"  # WebM holds VP8, VP9 or AV1 only
     types = TYPES_BY_DEMUXER.get(info.container)
     if types is None or base in types:
         return announced, ext
     usual = types[0]
-    if info.container == "matroska" and info.codec in WEBM_CODECS:
+    if webm:
         usual = "audio/webm" if media_type == "audio" else "video/webm"
     elif media_type == "audio":
         usual = next((t for t in types if t.startswith("audio/")), usual)
