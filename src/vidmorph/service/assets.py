@@ -55,22 +55,25 @@ def stored_type(media_type: str, announced: str, ext: str, info: MediaInfo) -> t
     if media_type == "image":
         return IMAGE_BY_CODEC.get(info.codec, (announced, ext))
     base = announced.split(";")[0].strip().lower()
-    if info.container == "mov" and info.brand:
-        # one demuxer reads MP4, MOV and 3GP; the file's major brand tells them apart
-        by_brand = mov_family_type(info.brand)
-        return (announced, ext) if base == by_brand else (by_brand, EXTENSIONS[by_brand])
-    webm = info.container == "matroska" and info.codec in WEBM_CODECS
-    if base == "video/webm" and info.container == "matroska" and not webm:
-        return "video/x-matroska", "mkv"  # WebM holds VP8, VP9 or AV1 only
-    types = TYPES_BY_DEMUXER.get(info.container)
+    types = _types_it_may_be(media_type, info)
     if types is None or base in types:
         return announced, ext
     usual = types[0]
-    if webm:
+    if info.container == "matroska" and info.codec in WEBM_CODECS:
         usual = "audio/webm" if media_type == "audio" else "video/webm"
     elif media_type == "audio":
         usual = next((t for t in types if t.startswith("audio/")), usual)
     return usual, EXTENSIONS[usual]
+
+
+def _types_it_may_be(media_type: str, info: MediaInfo) -> tuple[str, ...] | None:
+    """The types a probed file may be kept as, its usual one first; None for any."""
+    if info.container == "mov" and info.brand:
+        # one demuxer reads MP4, MOV and 3GP; the file's major brand tells them apart
+        return (mov_family_type(info.brand),)
+    if info.container == "matroska" and media_type == "video" and info.codec not in WEBM_CODECS:
+        return ("video/x-matroska",)  # WebM holds VP8, VP9 or AV1 only
+    return TYPES_BY_DEMUXER.get(info.container)
 
 
 def mov_family_type(brand: str) -> str:
