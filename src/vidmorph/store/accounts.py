@@ -16,11 +16,10 @@ from vidmorph.store.tables import (
     account_grants,
     accounts,
     assets,
-    deliveries,
     moderation_events,
     tasks,
 )
-from vidmorph.store.task_rows import to_asset, to_task
+from vidmorph.store.task_rows import delete_tasks, to_asset, to_task
 from vidmorph.store.usage import UsageStore, spent_total
 
 #: rows per statement when an account's tasks go with it (well inside SQLite's parameter cap)
@@ -213,12 +212,17 @@ class AccountStore:
                 raise errors.Conflict(
                     f"Account {email} has {busy} tasks pending or running; cancel them first."
                 )
-            _delete_tasks(conn, usage, user_id, email)
+            # every asset of the account, its tasks' outputs too, returned for their files
             removed = conn.execute(
                 delete(assets)
                 .where(assets.c.user_id == user_id, assets.c.email == email)
                 .returning(*assets.c)
             ).all()
+            made = conn.execute(
+                select(tasks).where(tasks.c.user_id == user_id, tasks.c.email == email)
+            ).all()
+            for chunk in _chunks([to_task(r) for r in made]):
+                delete_tasks(conn, usage, chunk, "the account was deleted")
             conn.execute(delete(accounts).where(key))
         return [to_asset(r) for r in removed]
 
@@ -238,23 +242,3 @@ class AccountStore:
                     )
                 )
         return result.rowcount > 0
-
-
-def _delete_tasks(conn: Connection, usage: UsageStore, user_id: int, email: str) -> None:
-    """Delete the account's (finished) tasks, folding each into the usage figures, and drop
-    their callbacks still due."""
-    made = conn.execute(select(tasks).where(tasks.c.user_id == user_id, tasks.c.email == email))
-    for chunk in _chunks([to_task(r) for r in made.all()]):
-        by_uuid = {t.uuid: t for t in chunk}
-        # Only the rows this DELETE removed are folded: a DELETE /tasks racing it folds its
-        # own (TaskStore.delete_finished), never the same task twice.
-        gone = conn.execute(
-            delete(tasks).where(tasks.c.uuid.in_(by_uuid)).returning(tasks.c.uuid)
-        ).scalars()
-        for uuid in gone:
-            usage.fold(conn, by_uuid[uuid])
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.task_uuid.in_(by_uuid), deliveries.c.state == "pending")
-            .values(state="dropped", last_error="the account was deleted")
-        )

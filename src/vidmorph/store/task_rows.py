@@ -1,15 +1,16 @@
-"""Task and asset rows: a row as a `Task` or an `Asset`, a `Task` as insert values, and the
-output assets of tasks."""
+"""Task and asset rows: a row as a `Task` or an `Asset`, a `Task` as insert values, the
+output assets of tasks, and the deletion of finished tasks' rows."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select, update
 
 from vidmorph.domain.models import Asset, GenerationParams, MediaMeta, Task
 from vidmorph.domain.states import IN_FLIGHT, TaskStatus
-from vidmorph.store.tables import assets
+from vidmorph.store.tables import assets, deliveries, tasks
+from vidmorph.store.usage import UsageStore
 
 IN_FLIGHT_VALUES = [s.value for s in IN_FLIGHT]
 
@@ -98,3 +99,26 @@ def artifacts_of(conn: Connection, uuids: list[str]) -> dict[str, tuple[Asset, .
     for row in rows:
         found.setdefault(row.task_uuid, []).append(to_asset(row))
     return {uuid: tuple(items) for uuid, items in found.items()}
+
+
+def delete_tasks(conn: Connection, usage: UsageStore, doomed: list[Task], why: str) -> list[Task]:
+    """Delete finished tasks' rows and their outputs' rows, fold each into the usage figures
+    and drop its callbacks still due (they would carry links that no longer work; `why` says
+    so). Returns the tasks this call deleted: one that a deletion racing it removed first is
+    neither folded nor returned, so no task is counted twice and one caller is told of it."""
+    by_uuid = {t.uuid: t for t in doomed}
+    gone = list(
+        conn.execute(
+            delete(tasks).where(tasks.c.uuid.in_(by_uuid)).returning(tasks.c.uuid)
+        ).scalars()
+    )
+    if gone:
+        conn.execute(delete(assets).where(assets.c.task_uuid.in_(gone)))
+        for uuid in gone:
+            usage.fold(conn, by_uuid[uuid])
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.task_uuid.in_(gone), deliveries.c.state == "pending")
+            .values(state="dropped", last_error=why)
+        )
+    return [by_uuid[uuid] for uuid in gone]

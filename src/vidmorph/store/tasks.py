@@ -7,7 +7,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ARRAY, Select, String, any_, delete, func, select, update
+from sqlalchemy import ARRAY, Select, String, any_, func, select
 
 from vidmorph.domain.models import Account, Asset, Task
 from vidmorph.domain.states import IN_FLIGHT, TERMINAL, TaskStatus
@@ -22,6 +22,7 @@ from vidmorph.store.tables import accounts, assets, deliveries, tasks
 from vidmorph.store.task_rows import (
     IN_FLIGHT_VALUES,
     artifacts_of,
+    delete_tasks,
     task_artifacts,
     to_asset,
     to_task,
@@ -240,14 +241,5 @@ class TaskStore(TaskAdmission, TaskThrottle, TaskTransitions):
         if task is None or task.status in IN_FLIGHT:
             return None
         with self.db.write() as conn:
-            if not conn.execute(delete(tasks).where(tasks.c.uuid == uuid)).rowcount:
-                return None
-            conn.execute(delete(assets).where(assets.c.task_uuid == uuid))
-            self.usage.fold(conn, task)
-            # its callbacks would carry links that no longer work, to a caller who knows
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.task_uuid == uuid, deliveries.c.state == "pending")
-                .values(state="dropped", last_error="the task was deleted")
-            )
-        return task
+            deleted = delete_tasks(conn, self.usage, [task], "the task was deleted")
+        return task if deleted else None
